@@ -1,0 +1,82 @@
+"""``bucketbridge enqueue …``: send a message by hand (reprocessing)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+
+from producers.context import AppContext
+from producers.publisher import publishing_broker
+from shared.errors import UsageError
+from shared.messages import export_message, scan_message
+from shared.sites import validate_site_id
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+def parse_cutoff(text: str) -> str:
+    """``yesterday``, ``now`` or an ISO 8601 time; ``UsageError`` otherwise."""
+    if text in {"yesterday", "now"}:
+        return text
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"invalid --cutoff {text!r}: use yesterday, now or an ISO 8601 "
+                         "time such as 2024-05-01T00:00:00Z") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@click.group()
+def enqueue() -> None:
+    """Send a scan, export or re-export message now."""
+
+
+@enqueue.command("scan")
+@click.argument("site")
+@pass_app
+def enqueue_scan(app: AppContext, site: str) -> None:
+    """Queue an import run for one site."""
+    svc = app.services
+    svc.sites.get(validate_site_id(site))
+    message = publishing_broker(svc).enqueue(scan_message(site))
+    click.echo(f"queued scan {site} (message {message.message_id})")
+
+
+@enqueue.command("export")
+@click.argument("site")
+@click.option("--cutoff", default="yesterday", show_default=True,
+              help="Export revisions written before this: yesterday, now or ISO 8601.")
+@pass_app
+def enqueue_export(app: AppContext, site: str, cutoff: str) -> None:
+    """Queue an export cycle for one site."""
+    cutoff = parse_cutoff(cutoff)
+    svc = app.services
+    config = svc.sites.get(validate_site_id(site))
+    if not config.exports:
+        raise UsageError(f"site {site} has no export bucket")
+    message = publishing_broker(svc).enqueue(
+        export_message(site, cutoff=None if cutoff == "yesterday" else cutoff))
+    click.echo(f"queued export {site} (message {message.message_id})")
+
+
+@enqueue.command("reexport")
+@click.argument("site")
+@click.option("--from", "first", type=click.IntRange(min=1), required=True,
+              help="First revision to export again.")
+@click.option("--to", "last", type=click.IntRange(min=1), default=None,
+              help="Last revision (default: the last exported one).")
+@pass_app
+def enqueue_reexport(app: AppContext, site: str, first: int, last: int | None) -> None:
+    """Export a range of revisions again, on purpose."""
+    if last is not None and last < first:
+        raise UsageError(f"--to {last} is before --from {first}")
+    svc = app.services
+    config = svc.sites.get(validate_site_id(site))
+    if not config.exports:
+        raise UsageError(f"site {site} has no export bucket")
+    message = publishing_broker(svc).enqueue(export_message(site, first=first, last=last))
+    span = f"{first}..{last}" if last else f"{first}.."
+    click.echo(f"queued re-export {site} revisions {span} (message {message.message_id})")

@@ -1,0 +1,118 @@
+"""The scheduler: publishes each site's ``scan`` and ``export`` message once per time slot.
+
+Slots are ``floor((now + offset) / interval)``, with a per-site offset that spreads sites over
+the interval.  A slot is claimed in Redis before its message is published and marked published
+after, so two replicas never both publish it, and a replica that dies between claim and publish
+leaves a stale claim that the next tick takes over instead of skipping the slot.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import dramatiq
+import redis
+
+from shared.clock import Clock
+from shared.messages import EXPORT_ACTOR, SCAN_ACTOR, export_message, scan_message
+from shared.metrics import Metrics
+from shared.sites import SiteConfig, SiteRegistry
+
+logger = logging.getLogger(__name__)
+
+CLAIM_STALE_S = 60
+TICK_INTERVAL_S = 15.0
+
+# Take over a claim only if it is still the stale one we read (compare-and-set).
+_TAKE_OVER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  return 1
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Published:
+    job: str
+    site: str
+    slot: int
+
+
+def slot_of(site: str, now_s: float, interval_s: int) -> int:
+    offset_s = zlib.crc32(site.encode("utf-8")) % interval_s
+    return int((now_s + offset_s) // interval_s)
+
+
+class Scheduler:
+    def __init__(self, sites: SiteRegistry, client: redis.Redis,
+                 publish: Callable[[dramatiq.Message[Any]], Any], clock: Clock,
+                 metrics: Metrics, *, scan_interval_s: int, export_interval_s: int,
+                 key_prefix: str = "bucketbridge:slot") -> None:
+        self.sites = sites
+        self.redis = client
+        self.publish = publish
+        self.clock = clock
+        self.metrics = metrics
+        self.scan_interval_s = scan_interval_s
+        self.export_interval_s = export_interval_s
+        self.key_prefix = key_prefix
+        self._take_over = client.register_script(_TAKE_OVER)
+
+    def _claim(self, key: str, ttl_s: int) -> bool:
+        now = self.clock.now_s()
+        claim = f"claimed:{now:.3f}"
+        if self.redis.set(key, claim, nx=True, ex=ttl_s):
+            return True
+        current = self.redis.get(key)
+        text = current.decode() if isinstance(current, bytes) else str(current)
+        if not text.startswith("claimed:"):
+            return False
+        if now - float(text.split(":", 1)[1]) < CLAIM_STALE_S:
+            return False
+        return bool(self._take_over(keys=[key], args=[text, claim, ttl_s]))
+
+    def _due(self, job: str, site: SiteConfig, interval_s: int,
+             message: dramatiq.Message[Any]) -> Published | None:
+        slot = slot_of(site.site_id, self.clock.now_s(), interval_s)
+        key = f"{self.key_prefix}:{job}:{site.site_id}:{slot}"
+        ttl_s = interval_s * 2 + CLAIM_STALE_S
+        if not self._claim(key, ttl_s):
+            return None
+        self.publish(message)
+        self.redis.set(key, "published", ex=ttl_s)
+        self.metrics.scheduler_published.labels(job).inc()
+        logger.info("site=%s published %s for slot %d", site.site_id, job, slot)
+        return Published(job, site.site_id, slot)
+
+    def tick(self) -> list[Published]:
+        """Publish every message that is due now; returns what this replica published."""
+        out: list[Published] = []
+        for site in self.sites.all():
+            if site.paused:
+                continue
+            done = self._due(SCAN_ACTOR, site, self.scan_interval_s, scan_message(site.site_id))
+            if done:
+                out.append(done)
+            if site.exports:
+                done = self._due(EXPORT_ACTOR, site, self.export_interval_s,
+                                 export_message(site.site_id))
+                if done:
+                    out.append(done)
+        self.metrics.scheduler_last_tick.set(self.clock.now_s())
+        return out
+
+    def run(self, stop: threading.Event, tick_interval_s: float = TICK_INTERVAL_S) -> None:
+        while not stop.is_set():
+            try:
+                self.tick()
+            except Exception:
+                # A failed tick (Redis or S3 away) is retried on the next one.
+                logger.exception("scheduler tick failed")
+            stop.wait(tick_interval_s)

@@ -1,0 +1,48 @@
+"""``bucketbridge scheduler [--once]``."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+import click
+from prometheus_client import start_http_server
+
+from producers.context import AppContext
+from producers.publisher import publishing_broker
+from producers.scheduler import Scheduler
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+def build_scheduler(app: AppContext) -> Scheduler:
+    svc = app.services
+    broker = publishing_broker(svc)
+    return Scheduler(svc.sites, svc.redis, broker.enqueue, svc.clock, svc.metrics,
+                     scan_interval_s=app.settings.scan_interval_s,
+                     export_interval_s=app.settings.export_interval_s)
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Publish what is due now and exit.")
+@pass_app
+def scheduler(app: AppContext, once: bool) -> None:
+    """Publish the scan and export messages that are due."""
+    sched = build_scheduler(app)
+    if once:
+        published = sched.tick()
+        for p in published:
+            click.echo(f"published {p.job} {p.site} (slot {p.slot})")
+        click.echo(f"{len(published)} message(s) published")
+        return
+    start_http_server(app.settings.metrics_port, registry=app.services.metrics.registry)
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    click.echo(f"scheduler running; metrics on :{app.settings.metrics_port}", err=True)
+    sched.run(stop)

@@ -1,0 +1,157 @@
+"""``bucketbridge sites …``: register, inspect, pause and resume sites."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from datetime import UTC, datetime
+
+import click
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from producers.context import AppContext
+from shared.errors import BadFile, SiteExists, UsageError
+from shared.importer import matching_files
+from shared.preview import Preview, preview_file
+from shared.s3 import S3
+from shared.sites import SiteConfig, validate_site_id
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=False)
+
+
+def render_preview(console: Console, preview: Preview) -> None:
+    table = Table(title=f"First rows of {preview.key}", title_justify="left")
+    for name in ("Row", "Kind", "Identity", "Time (UTC)", "Event / Alias", "Properties"):
+        table.add_column(name, overflow="fold")
+    for row in preview.rows:
+        if row.line is None:
+            table.add_row(str(row.record), "[red]rejected[/red]", "", "", "", row.reason or "")
+            continue
+        line = row.line
+        t = line.get("_t")
+        when = datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%d %H:%M:%S") if t else ""
+        props = ", ".join(f"{k}={v}" for k, v in line.items() if not k.startswith("_"))
+        name = line.get("_n") or (f"→ {line['_p2']}" if "_p2" in line else "")
+        table.add_row(str(row.record), row.kind, str(line["_p"]), when, str(name), props)
+    console.print(table)
+    console.print(f"Columns: {', '.join(preview.columns.names)}")
+
+
+def _load_preview(s3: S3, site: SiteConfig) -> tuple[Preview, int]:
+    files = matching_files(s3, site)
+    if not files:
+        exts = " or ".join(f"{site.pattern.folder}{site.pattern.stem}*{e}"
+                           for e in site.pattern.extensions)
+        raise UsageError(f"no file matching {exts} in s3://{site.import_bucket}")
+    try:
+        return preview_file(s3, site.import_bucket, files[0]), len(files)
+    except BadFile as exc:
+        raise UsageError(f"{files[0].key} cannot be imported: {exc.reason}") from None
+
+
+@click.group()
+def sites() -> None:
+    """Register and manage sites."""
+
+
+@sites.command("add")
+@click.argument("site")
+@click.option("--import-bucket", required=True, help="Bucket the site's CSV files arrive in.")
+@click.option("--base-filename", required=True, help="Base name, e.g. accounts.csv.")
+@click.option("--export-bucket", default=None, help="Bucket to export revisions to.")
+@click.option("--export-prefix", default="", help="Key prefix inside the export bucket.")
+@click.option("--role-arn", default=None, help="Role to assume for this site's buckets.")
+@click.option("--external-id", default=None, help="External id for --role-arn.")
+@click.option("--yes", is_flag=True, help="Activate without asking for confirmation.")
+@pass_app
+def add(app: AppContext, site: str, import_bucket: str, base_filename: str,
+        export_bucket: str | None, export_prefix: str, role_arn: str | None,
+        external_id: str | None, yes: bool) -> None:
+    """Check a site's bucket and files, preview its first file, and activate it."""
+    config = SiteConfig(site_id=site, import_bucket=import_bucket, base_filename=base_filename,
+                        export_bucket=export_bucket, export_prefix=export_prefix,
+                        role_arn=role_arn, external_id=external_id)
+    svc = app.services
+    if svc.sites.exists(site):
+        raise SiteExists(f"site {site} exists already")
+    s3 = svc.access.for_site(config)
+    s3.check_bucket(import_bucket)
+    if export_bucket:
+        s3.check_bucket(export_bucket)
+    preview, count = _load_preview(s3, config)
+    console = _console()
+    render_preview(console, preview)
+    console.print(f"{count} file(s) waiting in s3://{import_bucket}; files are imported in "
+                  "byte order of their names.")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("confirmation needed: run in a terminal or pass --yes")
+        click.confirm(f"Activate site {site}?", abort=True)
+    svc.sites.create(config)
+    console.print(f"Site {site} is active; the scheduler publishes its first scan on its next "
+                  "tick (or run: bucketbridge enqueue scan " f"{site}).")
+
+
+@sites.command("preview")
+@click.argument("site")
+@pass_app
+def preview(app: AppContext, site: str) -> None:
+    """Show the events and properties the next file would import."""
+    svc = app.services
+    config = svc.sites.get(validate_site_id(site))
+    p, count = _load_preview(svc.access.for_site(config), config)
+    console = _console()
+    render_preview(console, p)
+    console.print(f"{count} file(s) waiting.")
+
+
+@sites.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def list_sites(app: AppContext, as_json: bool) -> None:
+    """List registered sites."""
+    configs = list(app.services.sites.all())
+    if as_json:
+        click.echo(orjson.dumps([asdict(c) for c in configs]).decode())
+        return
+    table = Table()
+    for name in ("Site", "State", "Import", "Export"):
+        table.add_column(name)
+    for c in configs:
+        export = f"s3://{c.export_bucket}/{c.export_prefix}" if c.export_bucket else "-"
+        table.add_row(c.site_id, "paused" if c.paused else "active",
+                      f"s3://{c.import_bucket}/{c.base_filename}", export)
+    _console().print(table)
+
+
+@sites.command("show")
+@click.argument("site")
+@pass_app
+def show(app: AppContext, site: str) -> None:
+    """Print a site's configuration as JSON."""
+    config = app.services.sites.get(validate_site_id(site))
+    click.echo(orjson.dumps(asdict(config), option=orjson.OPT_INDENT_2).decode())
+
+
+@sites.command("pause")
+@click.argument("site")
+@pass_app
+def pause(app: AppContext, site: str) -> None:
+    """Stop scheduling work for a site (running work finishes its run)."""
+    app.services.sites.set_paused(validate_site_id(site), True)
+    click.echo(f"site {site} paused")
+
+
+@sites.command("resume")
+@click.argument("site")
+@pass_app
+def resume(app: AppContext, site: str) -> None:
+    """Schedule work for a paused site again."""
+    app.services.sites.set_paused(validate_site_id(site), False)
+    click.echo(f"site {site} resumed")

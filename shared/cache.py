@@ -1,0 +1,42 @@
+"""Disposable hints kept in Redis.  Losing them costs a few extra S3 requests, nothing else."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
+
+
+def _revision_tail_key(site: str) -> str:
+    return f"bucketbridge:cache:revision-tail:{site}"
+
+
+class RevisionTailCache:
+    """The highest revision number known to exist per site, so finding the tail lists little."""
+
+    def __init__(self, client: redis.Redis | None) -> None:
+        self.client = client
+
+    def get(self, site: str) -> int:
+        if self.client is None:
+            return 0
+        try:
+            raw = self.client.get(_revision_tail_key(site))
+        except RedisError as exc:
+            logger.warning("site=%s revision cache unavailable: %s", site, exc)
+            return 0
+        try:
+            return int(raw) if raw is not None else 0
+        except ValueError:
+            return 0
+
+    def put(self, site: str, number: int) -> None:
+        if self.client is None:
+            return
+        try:
+            self.client.set(_revision_tail_key(site), number)
+        except RedisError as exc:
+            logger.warning("site=%s revision cache unavailable: %s", site, exc)

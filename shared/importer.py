@@ -1,0 +1,219 @@
+"""One scan of a site's recurring import: find its files, resume, import, move finished files.
+
+The cursor is the newest revision's metadata: which file (and which version of it) it came from,
+how far it reached, and whether that file was finished.  From it a scan recovers every
+interrupted state — a file half imported, a file finished but not yet moved, a file that
+changed or disappeared in between — without any state outside the store bucket.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from shared.cache import RevisionTailCache
+from shared.clock import Clock, iso_utc, parse_iso_utc
+from shared.errors import BadFile, ObjectMissing, PreconditionFailed
+from shared.filematch import (
+    completed_key,
+    failed_key,
+    failure_report_key,
+    is_gzip_key,
+    row_report_key,
+)
+from shared.importfile import FileImport, FilePosition, Limits, Reject, format_rejects
+from shared.metrics import Metrics
+from shared.revisions import EventStore, RevisionMeta
+from shared.s3 import S3, ObjectInfo
+from shared.sites import SiteConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ScanResult:
+    outcome: str = "done"  # "done": nothing left; "budget": stopped with work left
+    files_completed: list[str] = field(default_factory=list)
+    files_failed: list[tuple[str, str]] = field(default_factory=list)
+    rows_imported: int = 0
+    revisions: int = 0
+    current_file: str | None = None
+    next_record: int | None = None
+    backlog_files: int = 0
+    backlog_bytes: int = 0
+
+    @property
+    def last_error(self) -> str | None:
+        if not self.files_failed:
+            return None
+        key, reason = self.files_failed[-1]
+        return f"{key}: {reason}"
+
+
+def matching_files(s3: S3, site: SiteConfig) -> list[ObjectInfo]:
+    """The site's import files in the customer bucket, in byte order of their keys."""
+    pattern = site.pattern
+    found = [i for i in s3.list(site.import_bucket, pattern.list_prefix) if pattern.matches(i.key)]
+    return sorted(found, key=lambda i: i.key.encode("utf-8"))
+
+
+class Importer:
+    def __init__(self, store: EventStore, tail_cache: RevisionTailCache, clock: Clock,
+                 metrics: Metrics, limits: Limits | None = None) -> None:
+        self.store = store
+        self.tail_cache = tail_cache
+        self.clock = clock
+        self.metrics = metrics
+        self.limits = limits or Limits()
+
+    def latest(self, site: str) -> tuple[int, tuple[RevisionMeta, ObjectInfo] | None]:
+        number = self.store.latest_number(site, hint=self.tail_cache.get(site))
+        if number:
+            self.tail_cache.put(site, number)
+        return number, (self.store.head(site, number) if number else None)
+
+    def scan(self, site: SiteConfig, s3: S3, budget_s: float,
+             should_stop: Callable[[], bool] = lambda: False) -> ScanResult:
+        """Import as much as fits in ``budget_s``; every imported row is committed on return."""
+        deadline = self.clock.monotonic_s() + budget_s
+        sid = site.site_id
+        files = matching_files(s3, site)
+        result = ScanResult()
+        latest, cursor = self.latest(sid)
+        resume: FilePosition | None = None
+        if cursor is not None:
+            meta, rev_info = cursor
+            current = next((f for f in files if f.key == meta.source_key), None)
+            if not meta.file_done and self.store.is_closed(sid, meta.number):
+                pass  # that file was closed already: a key of the same name is a new file
+            elif not meta.file_done:
+                if current is None:
+                    self._note_removed(site, s3, meta, result)
+                elif current.etag != meta.source_etag:
+                    self._fail(site, s3, current, "file changed while it was being imported "
+                               f"(records 1..{meta.record_end} of the earlier version were "
+                               f"imported, up to revision {meta.number})", result, meta)
+                    files.remove(current)
+                else:
+                    resume = FilePosition.after(meta, is_gzip_key(current.key))
+                    files.remove(current)
+                    files.insert(0, current)
+            elif current is not None and current.etag == meta.source_etag and (
+                    current.last_modified is None or rev_info.last_modified is None
+                    or current.last_modified <= rev_info.last_modified):
+                # Finished but not moved: the process died between commit and move.
+                self._complete(site, s3, current, meta.file_first_revision, meta.number, [],
+                               parse_iso_utc(meta.written_at), result)
+                files.remove(current)
+
+        for info in files:
+            if self.clock.monotonic_s() >= deadline or should_stop():
+                result.outcome = "budget"
+                break
+            pos = resume if resume is not None and resume.key == info.key else FilePosition(
+                key=info.key, etag=info.etag, gzipped=is_gzip_key(info.key))
+            runner = FileImport(s3, site.import_bucket, self.store, sid, self.clock,
+                                self.metrics, self.limits)
+            try:
+                out = runner.run(pos, latest, deadline, should_stop)
+            except BadFile as exc:
+                latest = self.store.latest_number(sid, hint=latest)
+                self.tail_cache.put(sid, latest)
+                _, cur = self.latest(sid)
+                partial = cur[0] if cur and cur[0].source_key == info.key and not cur[0].file_done \
+                    and cur[0].source_etag == info.etag else None
+                self._fail(site, s3, info, exc.reason, result, partial)
+                continue
+            result.revisions += out.last_revision - latest
+            result.rows_imported += out.rows_imported
+            latest = out.last_revision
+            self.tail_cache.put(sid, latest)
+            if not out.done:
+                result.outcome = "budget"
+                result.current_file = info.key
+                result.next_record = out.position.next_record if out.position else pos.next_record
+                break
+            completed_at = self.clock.now_s()
+            if out.position is None and pos.first_revision is None:
+                first = None  # the file produced no revision at all
+            else:
+                first = out.first_revision
+            self._complete(site, s3, info, first, latest, out.rejects_uncommitted, completed_at,
+                           result)
+        pending = [f for f in files if f.key not in result.files_completed
+                   and f.key not in {k for k, _ in result.files_failed}]
+        result.backlog_files = len(pending)
+        result.backlog_bytes = sum(f.size_bytes for f in pending)
+        self.metrics.backlog_files.labels(sid).set(result.backlog_files)
+        self.metrics.backlog_bytes.labels(sid).set(result.backlog_bytes)
+        if result.outcome == "budget":
+            self.metrics.budget_exhausted.labels("scan", sid).inc()
+        return result
+
+    def _complete(self, site: SiteConfig, s3: S3, info: ObjectInfo, first_revision: int | None,
+                  last_revision: int, tail_rejects: list[Reject], completed_at_s: float,
+                  result: ScanResult) -> None:
+        """Write the bad-row report, then move the file to ``completed_imports/``."""
+        bucket = site.import_bucket
+        dest = completed_key(info.key, completed_at_s)
+        stored = b"".join(self.store.read_rejects(site.site_id, first_revision, last_revision)) \
+            if first_revision is not None else b""
+        tail = format_rejects(tail_rejects, with_header=False)
+        if stored or tail:
+            header = format_rejects([], with_header=True)
+            s3.put(bucket, row_report_key(dest), header + stored + tail, content_type="text/csv")
+        try:
+            s3.copy(bucket, info.key, bucket, dest, if_match=info.etag)
+        except PreconditionFailed:
+            logger.warning("site=%s file=%s changed after its import; left in place",
+                           site.site_id, info.key)
+            return
+        except ObjectMissing:
+            logger.warning("site=%s file=%s vanished before it was moved", site.site_id, info.key)
+            return
+        s3.delete(bucket, info.key)
+        logger.info("site=%s file=%s completed -> %s", site.site_id, info.key, dest)
+        self.metrics.files_completed.labels(site.site_id).inc()
+        result.files_completed.append(info.key)
+
+    def _fail(self, site: SiteConfig, s3: S3, info: ObjectInfo, reason: str, result: ScanResult,
+              partial: RevisionMeta | None) -> None:
+        """Move an unusable file to ``failed_imports/`` with a readable report beside it."""
+        bucket = site.import_bucket
+        now = self.clock.now_s()
+        dest = failed_key(info.key, now)
+        imported = (f"Records 1..{partial.record_end} were imported (revisions "
+                    f"{partial.file_first_revision}..{partial.number}) before the failure.\n"
+                    if partial else "No record of this file was imported.\n")
+        report = (f"bucketbridge could not import s3://{bucket}/{info.key}\n"
+                  f"Site: {site.site_id}\nWhen: {iso_utc(now)}\nReason: {reason}\n{imported}"
+                  f"The file was moved to s3://{bucket}/{dest}\n")
+        logger.error("site=%s file=%s failed: %s", site.site_id, info.key, reason)
+        s3.put(bucket, failure_report_key(dest), report.encode("utf-8"), content_type="text/plain")
+        try:
+            s3.copy(bucket, info.key, bucket, dest)
+            s3.delete(bucket, info.key)
+        except ObjectMissing:
+            pass  # deleted under us: the report is all that is left to write
+        if partial is not None:
+            self.store.mark_closed(site.site_id, partial.number, reason)
+        self.metrics.files_failed.labels(site.site_id).inc()
+        result.files_failed.append((info.key, reason))
+
+    def _note_removed(self, site: SiteConfig, s3: S3, meta: RevisionMeta,
+                      result: ScanResult) -> None:
+        """The file being imported disappeared before its end: report it once, then move on."""
+        reason = (f"file was deleted before its import finished (records 1..{meta.record_end} "
+                  f"were imported, up to revision {meta.number})")
+        now = self.clock.now_s()
+        dest = failed_key(meta.source_key, now)
+        report = (f"bucketbridge could not finish importing s3://{site.import_bucket}/"
+                  f"{meta.source_key}\nSite: {site.site_id}\nWhen: {iso_utc(now)}\n"
+                  f"Reason: {reason}\n")
+        logger.error("site=%s file=%s %s", site.site_id, meta.source_key, reason)
+        s3.put(site.import_bucket, failure_report_key(dest), report.encode("utf-8"),
+               content_type="text/plain")
+        self.store.mark_closed(site.site_id, meta.number, reason)
+        self.metrics.files_failed.labels(site.site_id).inc()
+        result.files_failed.append((meta.source_key, reason))

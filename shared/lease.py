@@ -1,0 +1,99 @@
+"""Per-site leases: at most one import and one export per site at a time.
+
+A lease is a redis-py ``Lock`` with a short TTL, renewed by a background thread while the work
+goes on.  If renewal fails for longer than the TTL the lease is marked lost and the holder must
+stop at its next checkpoint.  The lease is an optimisation of who works; correctness comes from
+the conditional revision write, which fences a holder that lost its lease without noticing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from types import TracebackType
+
+import redis
+from redis.exceptions import LockError, LockNotOwnedError, RedisError
+
+from shared.errors import LeaseLost, RedisUnavailable
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LEASE_TTL_S = 30.0
+
+
+def lease_name(job: str, site: str) -> str:
+    return f"bucketbridge:lease:{job}:{site}"
+
+
+class Lease:
+    """Non-blocking lease on (job, site); use ``acquire()`` then ``with lease:``."""
+
+    def __init__(self, client: redis.Redis, job: str, site: str,
+                 ttl_s: float = DEFAULT_LEASE_TTL_S) -> None:
+        self.job = job
+        self.site = site
+        self.ttl_s = ttl_s
+        # thread_local=False: the renewal thread must see the token the worker thread set.
+        self._lock = client.lock(lease_name(job, site), timeout=ttl_s, blocking=False,
+                                 thread_local=False)
+        self._stop = threading.Event()
+        self._lost = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    def acquire(self) -> bool:
+        """Take the lease if nobody holds it; ``False`` when the site is busy."""
+        try:
+            got = bool(self._lock.acquire(blocking=False))
+        except RedisError as exc:
+            raise RedisUnavailable(f"cannot take lease {self.job}/{self.site}: {exc}") from None
+        if got:
+            self._renewer = threading.Thread(target=self._renew, name=f"lease-{self.site}",
+                                             daemon=True)
+            self._renewer.start()
+        return got
+
+    @property
+    def lost(self) -> bool:
+        return self._lost.is_set()
+
+    def check(self) -> None:
+        """Raise ``LeaseLost`` if the lease can no longer be trusted."""
+        if self._lost.is_set():
+            raise LeaseLost(f"lease {self.job}/{self.site} was lost")
+
+    def _renew(self) -> None:
+        interval_s = self.ttl_s / 3
+        last_ok = time.monotonic()
+        while not self._stop.wait(interval_s):
+            try:
+                self._lock.reacquire()
+                last_ok = time.monotonic()
+            except (LockNotOwnedError, LockError):
+                logger.error("site=%s job=%s lease taken by another holder", self.site, self.job)
+                self._lost.set()
+                return
+            except RedisError as exc:
+                logger.warning("site=%s job=%s lease renewal failed: %s", self.site, self.job, exc)
+                if time.monotonic() - last_ok >= self.ttl_s:
+                    self._lost.set()
+                    return
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join(timeout=5)
+        if self._lost.is_set():
+            return
+        try:
+            self._lock.release()
+        except (LockError, RedisError) as exc:
+            logger.warning("site=%s job=%s lease release failed: %s", self.site, self.job, exc)
+
+    def __enter__(self) -> Lease:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.release()

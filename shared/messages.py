@@ -1,0 +1,36 @@
+"""The messages the fleet exchanges: actor and queue names and their small, JSON-safe arguments.
+
+Producers build messages from these definitions without importing the actors, so publishing
+never loads worker code.  A message carries ids and options only, never credentials.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dramatiq
+
+SCAN_ACTOR = "scan"
+EXPORT_ACTOR = "export"
+IMPORT_QUEUE = "imports"
+EXPORT_QUEUE = "exports"
+QUEUES = (IMPORT_QUEUE, EXPORT_QUEUE)
+ACTOR_QUEUES = {SCAN_ACTOR: IMPORT_QUEUE, EXPORT_ACTOR: EXPORT_QUEUE}
+
+
+def scan_message(site: str) -> dramatiq.Message[Any]:
+    return dramatiq.Message(queue_name=IMPORT_QUEUE, actor_name=SCAN_ACTOR, args=(site,),
+                            kwargs={}, options={})
+
+
+def export_message(site: str, *, cutoff: str | None = None, first: int | None = None,
+                   last: int | None = None) -> dramatiq.Message[Any]:
+    """A regular export cycle (``first`` unset) or a deliberate re-export of ``first..last``."""
+    kwargs: dict[str, Any] = {}
+    if cutoff is not None:
+        kwargs["cutoff"] = cutoff
+    if first is not None:
+        kwargs["first"] = first
+        kwargs["last"] = last
+    return dramatiq.Message(queue_name=EXPORT_QUEUE, actor_name=EXPORT_ACTOR, args=(site,),
+                            kwargs=kwargs, options={})

@@ -1,0 +1,87 @@
+"""Every Prometheus metric bucketbridge exports, defined once, with help text and unit suffix.
+
+Worker processes run in prometheus-client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR`` is set
+by ``bucketbridge worker`` before any process starts), so counters and histograms are summed
+across processes and gauges use an explicit multiprocess mode.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+DURATION_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 900)
+
+SITE = "site"
+JOB = "job"
+
+
+class Metrics:
+    """The metric objects; build one per process and pass it where work is done."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        self.registry = r
+        # -- import ---------------------------------------------------------------------------
+        self.rows_imported = Counter(
+            "bucketbridge_import_rows", "Data rows imported into revisions.", [SITE], registry=r)
+        self.rows_rejected = Counter(
+            "bucketbridge_import_rows_rejected", "Data rows skipped as invalid, by reason.",
+            [SITE, "reason"], registry=r)
+        self.bytes_read = Counter(
+            "bucketbridge_import_read_bytes", "Bytes of import files read (decompressed).",
+            [SITE], registry=r)
+        self.files_completed = Counter(
+            "bucketbridge_import_files_completed", "Import files finished and moved aside.",
+            [SITE], registry=r)
+        self.files_failed = Counter(
+            "bucketbridge_import_files_failed", "Import files that could not be imported.",
+            [SITE], registry=r)
+        self.backlog_files = Gauge(
+            "bucketbridge_import_backlog_files", "Import files waiting, as of the last scan.",
+            [SITE], registry=r, multiprocess_mode="mostrecent")
+        self.backlog_bytes = Gauge(
+            "bucketbridge_import_backlog_bytes", "Bytes of import files waiting, as of the last "
+            "scan.", [SITE], registry=r, multiprocess_mode="mostrecent")
+        # -- event store ----------------------------------------------------------------------
+        self.revisions_written = Counter(
+            "bucketbridge_revisions_written", "Revisions created in the event store.",
+            [SITE, "source"], registry=r)
+        # -- jobs -----------------------------------------------------------------------------
+        self.job_duration = Histogram(
+            "bucketbridge_job_duration_seconds", "Time a scan or export message took.",
+            [JOB, "outcome"], buckets=DURATION_BUCKETS_S, registry=r)
+        self.budget_exhausted = Counter(
+            "bucketbridge_budget_exhausted", "Jobs that stopped at their budget with work left.",
+            [JOB, SITE], registry=r)
+        self.lease_busy = Counter(
+            "bucketbridge_lease_busy", "Messages acked without work because the site's lease "
+            "was held.", [JOB, SITE], registry=r)
+        self.job_errors = Counter(
+            "bucketbridge_job_errors", "Jobs that ended in an error, by reason.",
+            [JOB, "reason"], registry=r)
+        # -- scheduler ------------------------------------------------------------------------
+        self.scheduler_published = Counter(
+            "bucketbridge_scheduler_published", "Messages the scheduler published.",
+            [JOB], registry=r)
+        self.scheduler_last_tick = Gauge(
+            "bucketbridge_scheduler_last_tick_timestamp_seconds",
+            "When the scheduler last completed a tick.", registry=r, multiprocess_mode="max")
+        # -- messages (the broker middleware) -------------------------------------------------
+        self.messages = Counter(
+            "bucketbridge_messages", "Messages processed by the workers.",
+            ["queue_name", "actor_name"], registry=r)
+        self.message_errors = Counter(
+            "bucketbridge_message_errors", "Messages whose actor raised.",
+            ["queue_name", "actor_name"], registry=r)
+        self.message_retries = Counter(
+            "bucketbridge_message_retries", "Messages re-enqueued for a retry.",
+            ["queue_name", "actor_name"], registry=r)
+        self.message_dead_lettered = Counter(
+            "bucketbridge_message_dead_lettered", "Messages that exhausted their retries.",
+            ["queue_name", "actor_name"], registry=r)
+        self.messages_inprogress = Gauge(
+            "bucketbridge_messages_inprogress", "Messages being processed now.",
+            ["queue_name", "actor_name"], registry=r, multiprocess_mode="livesum")
+        self.message_duration = Histogram(
+            "bucketbridge_message_duration_seconds", "Time spent processing a message.",
+            ["queue_name", "actor_name"], buckets=DURATION_BUCKETS_S, registry=r)

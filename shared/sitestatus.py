@@ -1,0 +1,43 @@
+"""A site's import picture, computed live: backlog, current file and row, revisions, errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.errors import BucketbridgeError
+from shared.importer import matching_files
+from shared.services import Services
+from shared.sites import SiteConfig
+
+
+def import_status(svc: Services, site: SiteConfig) -> dict[str, Any]:
+    latest = svc.store.latest_number(site.site_id, hint=svc.tail_cache.get(site.site_id))
+    head = svc.store.head(site.site_id, latest) if latest else None
+    last = svc.statuses.read(site.site_id, "scan")
+    out: dict[str, Any] = {
+        "revisions": latest,
+        "last_scan_at": last.finished_at, "last_scan_outcome": last.outcome,
+        "last_error": last.last_error, "last_error_at": last.last_error_at,
+        "current_file": None, "next_record": None,
+        "backlog_files": None, "backlog_bytes": None, "bucket_error": None,
+    }
+    try:
+        files = matching_files(svc.access.for_site(site), site)
+    except BucketbridgeError as exc:
+        out["bucket_error"] = str(exc)
+        return out
+    out["backlog_files"] = len(files)
+    out["backlog_bytes"] = sum(f.size_bytes for f in files)
+    if head is not None:
+        meta, _ = head
+        in_progress = next((f for f in files if f.key == meta.source_key
+                            and f.etag == meta.source_etag), None)
+        if in_progress and not meta.file_done and not svc.store.is_closed(site.site_id,
+                                                                          meta.number):
+            out["current_file"] = meta.source_key
+            out["next_record"] = meta.record_end + 1
+            return out
+    if files:
+        out["current_file"] = files[0].key
+        out["next_record"] = 1
+    return out

@@ -1,0 +1,1 @@
+"""The worker fleet: dramatiq actors, their middleware and the broker set-up."""

@@ -1,0 +1,68 @@
+"""The broker set-up shared by the worker processes and the in-process ``drain``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dramatiq
+import redis
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import (
+    AgeLimit,
+    Callbacks,
+    CurrentMessage,
+    Pipelines,
+    Retries,
+    ShutdownNotifications,
+    TimeLimit,
+)
+
+from shared.errors import RetryableError
+from shared.messages import EXPORT_ACTOR, EXPORT_QUEUE, IMPORT_QUEUE, SCAN_ACTOR
+from shared.metrics import Metrics
+from shared.settings import Settings
+from workers.message_metrics import MessageMetrics
+from workers.shutdown import GracefulShutdown
+
+MAX_RETRIES = 5
+MIN_BACKOFF_MS = 15_000
+MAX_BACKOFF_MS = 600_000
+# Dead-lettered messages stay a week for operators to inspect and requeue.
+DEAD_MESSAGE_TTL_MS = 7 * 24 * 3600 * 1000
+
+
+def retry_when(retries: int, exc: BaseException) -> bool:
+    """Retry only what may succeed later; anything else is dead-lettered at once."""
+    return isinstance(exc, RetryableError) and retries < MAX_RETRIES
+
+
+def build_broker(settings: Settings, metrics: Metrics, shutdown: GracefulShutdown,
+                 client: redis.Redis | None = None, namespace: str = "dramatiq") -> RedisBroker:
+    middleware = [AgeLimit(), TimeLimit(), ShutdownNotifications(), Callbacks(), Pipelines(),
+                  Retries(retry_when=retry_when, min_backoff=MIN_BACKOFF_MS,
+                          max_backoff=MAX_BACKOFF_MS),
+                  CurrentMessage(), MessageMetrics(metrics), shutdown]
+    kwargs: dict[str, Any] = {"middleware": middleware, "namespace": namespace,
+                              "dead_message_ttl": DEAD_MESSAGE_TTL_MS}
+    if client is not None:
+        kwargs["client"] = client
+    else:
+        kwargs["url"] = settings.redis_url
+    broker = RedisBroker(**kwargs)
+    broker.declare_queue(IMPORT_QUEUE)
+    broker.declare_queue(EXPORT_QUEUE)
+    return broker
+
+
+def register_actors(broker: RedisBroker, settings: Settings, scan: Any,
+                    export: Any | None = None) -> dict[str, dramatiq.Actor[Any, Any]]:
+    """Bind the job callables to actor names on ``broker``."""
+    actors = {SCAN_ACTOR: dramatiq.Actor(
+        scan, broker=broker, actor_name=SCAN_ACTOR, queue_name=IMPORT_QUEUE, priority=0,
+        options={"time_limit": settings.import_time_limit_ms, "max_retries": MAX_RETRIES})}
+    if export is not None:
+        actors[EXPORT_ACTOR] = dramatiq.Actor(
+            export, broker=broker, actor_name=EXPORT_ACTOR, queue_name=EXPORT_QUEUE,
+            priority=0, options={"time_limit": settings.export_time_limit_ms,
+                                 "max_retries": MAX_RETRIES})
+    return actors
