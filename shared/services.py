@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import boto3
-import redis
 from redis import Redis
 
 from shared.access import SiteAccess
@@ -38,12 +37,11 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None,
-              metrics: Metrics | None = None, redis_client: redis.Redis | None = None,
+              metrics: Metrics | None = None, redis_client: Redis | None = None,
               s3: S3 | None = None) -> Services:
         clock = clock or SystemClock()
-        r = redis_client or redis.Redis.from_url(settings.redis_url, socket_timeout=10,
-                                                 socket_connect_timeout=5,
-                                                 health_check_interval=30)
+        r = redis_client or Redis.from_url(settings.redis_url, socket_timeout=10,
+                                           socket_connect_timeout=5, health_check_interval=30)
         store_s3 = s3 or S3(make_client(settings.s3_endpoint_url))
         # botocore honours AWS_ENDPOINT_URL_STS itself, as it does AWS_ENDPOINT_URL_S3.
         session = boto3.session.Session()
