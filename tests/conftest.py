@@ -1,0 +1,155 @@
+"""Fixtures that build real backends: moto's S3 server over HTTP and the Redis server at
+``BUCKETBRIDGE_REDIS_URL`` (database 15 of the local server by default, flushed per test)."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+import redis
+from moto.server import ThreadedMotoServer
+
+from shared.clock import SystemClock
+from shared.metrics import Metrics
+from shared.s3 import S3, make_client
+from shared.services import Services
+from shared.settings import Settings
+from shared.sites import SiteConfig
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    os.environ["AWS_ENDPOINT_URL_STS"] = endpoint
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = os.environ.get("BUCKETBRIDGE_REDIS_URL", DEFAULT_TEST_REDIS_URL)
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:  # a missing Redis is a broken test set-up, not a skip
+        pytest.fail(f"tests need a Redis at {url}: {exc}")
+    return url
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def s3(s3_endpoint: str) -> S3:
+    return S3(make_client(s3_endpoint))
+
+
+def _bucket(s3: S3, kind: str) -> str:
+    name = f"{kind}-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(name)
+    return name
+
+
+@pytest.fixture
+def store_bucket(s3: S3) -> str:
+    return _bucket(s3, "store")
+
+
+@pytest.fixture
+def import_bucket(s3: S3) -> str:
+    return _bucket(s3, "imports")
+
+
+@pytest.fixture
+def export_bucket(s3: S3) -> str:
+    return _bucket(s3, "export")
+
+
+@pytest.fixture
+def settings(redis_url: str, store_bucket: str, s3_endpoint: str) -> Settings:
+    return Settings(redis_url=redis_url, store_bucket=store_bucket, s3_endpoint_url=s3_endpoint,
+                    import_budget_s=60, export_budget_s=60)
+
+
+@pytest.fixture
+def services(settings: Settings, redis_client: redis.Redis, s3: S3) -> Services:
+    return Services.build(settings, clock=SystemClock(), metrics=Metrics(),
+                          redis_client=redis_client, s3=s3)
+
+
+@pytest.fixture
+def site(services: Services, import_bucket: str, export_bucket: str) -> SiteConfig:
+    config = SiteConfig(site_id="acme", import_bucket=import_bucket,
+                        base_filename="accounts.csv", export_bucket=export_bucket)
+    services.sites.create(config)
+    return config
+
+
+@dataclass
+class Env:
+    """The environment a bucketbridge subprocess sees in tests."""
+
+    settings: Settings
+    endpoint: str
+
+    def as_dict(self, **overrides: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("BUCKETBRIDGE_",
+                                                                         "PYTEST_"))}
+        env.update({
+            "BUCKETBRIDGE_REDIS_URL": self.settings.redis_url,
+            "BUCKETBRIDGE_STORE_BUCKET": self.settings.store_bucket,
+            "BUCKETBRIDGE_IMPORT_BUDGET_S": str(self.settings.import_budget_s),
+            "BUCKETBRIDGE_EXPORT_BUDGET_S": str(self.settings.export_budget_s),
+            "AWS_ENDPOINT_URL_S3": self.endpoint,
+            "AWS_ENDPOINT_URL_STS": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.update(overrides)
+        return env
+
+
+@pytest.fixture
+def env(settings: Settings, s3_endpoint: str) -> Env:
+    return Env(settings=settings, endpoint=s3_endpoint)
+
+
+def run_cli(env: Env, *args: str, timeout_s: float = 60, input_text: str | None = None,
+            **overrides: str) -> subprocess.CompletedProcess[str]:
+    """Run ``bucketbridge ARGS`` as a real process."""
+    return subprocess.run([sys.executable, "-m", "producers", *args], env=env.as_dict(**overrides),
+                          capture_output=True, text=True, timeout=timeout_s, cwd=REPO,
+                          input=input_text, check=False)
+
+
+def gz(text: str) -> bytes:
+    return gzip.compress(text.encode("utf-8"))
