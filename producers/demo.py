@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import replace
@@ -30,9 +31,10 @@ from producers.context import AppContext
 from producers.drain_cmd import drain_queues
 from producers.scheduler import Scheduler
 from producers.sites_cmd import render_preview
-from producers.status_cmd import _rows, site_status
+from producers.status_cmd import site_status, status_rows
 from shared.errors import RedisUnavailable
 from shared.importer import matching_files
+from shared.messages import export_message
 from shared.preview import preview_file
 from shared.s3 import S3, make_client
 from shared.services import Services
@@ -128,7 +130,8 @@ def demo(app: AppContext, keep_running: bool) -> None:
     try:
         with _redis_for_demo(app.settings.redis_url, console) as redis_url:
             settings = replace(app.settings, redis_url=redis_url, s3_endpoint_url=endpoint,
-                               store_bucket="demo-store", import_budget_s=60)
+                               store_bucket=f"demo-store-{uuid.uuid4().hex[:8]}",
+                               import_budget_s=60)
             svc = Services.build(settings, s3=S3(make_client(endpoint)))
             _run_demo(app, svc, console, keep_running)
     finally:
@@ -137,7 +140,7 @@ def demo(app: AppContext, keep_running: bool) -> None:
 
 def _run_demo(app: AppContext, svc: Services, console: Console, keep_running: bool) -> None:
     s3 = svc.store_s3
-    for bucket in ("demo-store", "demo-imports", "demo-export"):
+    for bucket in (svc.settings.store_bucket, "demo-imports", "demo-export"):
         s3.create_bucket(bucket)
     _seed(s3, "demo-imports")
     site = SiteConfig(site_id="demo", import_bucket="demo-imports",
@@ -162,10 +165,18 @@ def _run_demo(app: AppContext, svc: Services, console: Console, keep_running: bo
     drain_queues(runtime.broker, timeout_s=120)
     console.print("queues drained")
 
-    console.rule("4. result")
-    app._services = svc
-    for name, value in _rows(site_status(app, "demo")):
-        console.print(f"{name:>14}: {value}")
+    console.rule("4. an operator exports today's revisions now (the schedule exports up to "
+                 "yesterday)")
+    runtime.broker.enqueue(export_message("demo", cutoff="now"))
+    # A dramatiq Worker binds itself to its broker for good: a second drain needs a new one.
+    drain_queues(Runtime.build(svc, namespace=namespace_prefix).broker, timeout_s=120)
+    for info in s3.list("demo-export"):
+        console.print(f"  s3://demo-export/{info.key}")
+    console.print(s3.read_bytes("demo-export", "index.csv").decode().rstrip())
+
+    console.rule("5. result: bucketbridge status demo")
+    for name, value in status_rows(site_status(svc, "demo")):
+        console.print(f"{name:>16}: {value}")
     for info in s3.list("demo-imports"):
         console.print(f"  s3://demo-imports/{info.key}")
     first = s3.read_bytes(svc.settings.store_bucket, "sites/demo/revisions/000000000001.json")
@@ -179,7 +190,7 @@ def _run_demo(app: AppContext, svc: Services, console: Console, keep_running: bo
         port = _free_port()
         start_http_server(port, addr="127.0.0.1", registry=svc.metrics.registry)
     url = f"http://127.0.0.1:{port}/metrics"
-    console.rule(f"5. metrics are served at {url}")
+    console.rule(f"6. metrics are served at {url}")
     with urllib.request.urlopen(url, timeout=5) as response:
         for line in response.read().decode().splitlines():
             if line.startswith("bucketbridge_import_rows_total") or \

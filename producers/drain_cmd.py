@@ -23,7 +23,9 @@ class DrainTimeout(RetryableError):
 
 
 def drain_queues(broker: RedisBroker, timeout_s: float | None, worker_threads: int = 2) -> None:
-    """Run a worker on ``broker`` until every queue (delayed retries included) is empty."""
+    """Run a worker on ``broker`` until every queue (delayed retries included) is empty.
+
+    dramatiq attaches a worker to its broker for good: call this once per broker."""
     worker = dramatiq.Worker(broker, worker_threads=worker_threads, worker_timeout=100)
     worker.start()
     deadline = None if timeout_s is None else time.monotonic() + timeout_s

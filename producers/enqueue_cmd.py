@@ -9,6 +9,7 @@ import click
 from producers.context import AppContext
 from producers.publisher import publishing_broker
 from shared.errors import UsageError
+from shared.exportledger import ExportLedger
 from shared.messages import export_message, scan_message
 from shared.sites import validate_site_id
 
@@ -77,6 +78,10 @@ def enqueue_reexport(app: AppContext, site: str, first: int, last: int | None) -
     config = svc.sites.get(validate_site_id(site))
     if not config.exports:
         raise UsageError(f"site {site} has no export bucket")
+    position = ExportLedger(svc.store_s3, app.settings.store_bucket).load(site).position
+    if first > position:
+        raise UsageError(f"site {site} has exported revisions up to {position} only; "
+                         f"--from {first} would re-export nothing")
     message = publishing_broker(svc).enqueue(export_message(site, first=first, last=last))
     span = f"{first}..{last}" if last else f"{first}.."
     click.echo(f"queued re-export {site} revisions {span} (message {message.message_id})")

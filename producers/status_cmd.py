@@ -10,21 +10,20 @@ from rich.console import Console
 from rich.table import Table
 
 from producers.context import AppContext
+from shared.services import Services
 from shared.sites import validate_site_id
-from shared.sitestatus import import_status
+from shared.sitestatus import export_status, import_status
 
 pass_app = click.make_pass_decorator(AppContext)
 
 
-def site_status(app: AppContext, site: str) -> dict[str, Any]:
-    svc = app.services
+def site_status(svc: Services, site: str) -> dict[str, Any]:
     config = svc.sites.get(validate_site_id(site))
-    status: dict[str, Any] = {"site": site, "paused": config.paused,
-                              "import": import_status(svc, config)}
-    return status
+    return {"site": site, "paused": config.paused, "import": import_status(svc, config),
+            "export": export_status(svc, config)}
 
 
-def _rows(status: dict[str, Any]) -> list[tuple[str, str]]:
+def status_rows(status: dict[str, Any]) -> list[tuple[str, str]]:
     imp = status["import"]
     rows = [("state", "paused" if status["paused"] else "active")]
     if imp["bucket_error"]:
@@ -39,6 +38,17 @@ def _rows(status: dict[str, Any]) -> list[tuple[str, str]]:
                  if imp["last_scan_at"] else "never"))
     rows.append(("last error", f"{imp['last_error']} at {imp['last_error_at']}"
                  if imp["last_error"] else "-"))
+    exp = status["export"]
+    if exp is None:
+        rows.append(("export", "not configured"))
+        return rows
+    rows.append(("export to", f"s3://{exp['bucket']}/{exp['prefix']}"))
+    rows.append(("export position", f"revision {exp['position']} of {exp['total_revisions']} "
+                 f"({exp['exported_revisions']} exported, lag {exp['lag_revisions']})"))
+    rows.append(("last export", f"{exp['last_run_at']} ({exp['last_run_outcome']})"
+                 if exp["last_run_at"] else "never"))
+    rows.append(("export error", f"{exp['last_error']} at {exp['last_error_at']}"
+                 if exp["last_error"] else "-"))
     return rows
 
 
@@ -48,13 +58,13 @@ def _rows(status: dict[str, Any]) -> list[tuple[str, str]]:
 @pass_app
 def status(app: AppContext, site: str, as_json: bool) -> None:
     """Import backlog, current file, revisions and export position of a site."""
-    data = site_status(app, site)
+    data = site_status(app.services, site)
     if as_json:
         click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
         return
     table = Table(title=f"site {site}", show_header=False, title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("value", overflow="fold")
-    for name, value in _rows(data):
+    for name, value in status_rows(data):
         table.add_row(name, value)
     Console(highlight=False).print(table)

@@ -10,21 +10,32 @@ from redis.exceptions import RedisError
 logger = logging.getLogger(__name__)
 
 
-def _revision_tail_key(site: str) -> str:
-    return f"bucketbridge:cache:revision-tail:{site}"
-
-
 class RevisionTailCache:
-    """The highest revision number known to exist per site, so finding the tail lists little."""
+    """The highest revision number known to exist per site, so finding the tail lists little.
 
-    def __init__(self, client: redis.Redis | None) -> None:
+    Keys name the store bucket too: deployments sharing a Redis never see each other's hints.
+    """
+
+    def __init__(self, client: redis.Redis | None, store_bucket: str = "") -> None:
         self.client = client
+        self.store_bucket = store_bucket
+
+    def _key(self, site: str) -> str:
+        return f"bucketbridge:cache:revision-tail:{self.store_bucket}:{site}"
+
+    def forget(self, site: str) -> None:
+        if self.client is None:
+            return
+        try:
+            self.client.delete(self._key(site))
+        except RedisError as exc:
+            logger.warning("site=%s revision cache unavailable: %s", site, exc)
 
     def get(self, site: str) -> int:
         if self.client is None:
             return 0
         try:
-            raw = self.client.get(_revision_tail_key(site))
+            raw = self.client.get(self._key(site))
         except RedisError as exc:
             logger.warning("site=%s revision cache unavailable: %s", site, exc)
             return 0
@@ -37,6 +48,6 @@ class RevisionTailCache:
         if self.client is None:
             return
         try:
-            self.client.set(_revision_tail_key(site), number)
+            self.client.set(self._key(site), number)
         except RedisError as exc:
             logger.warning("site=%s revision cache unavailable: %s", site, exc)

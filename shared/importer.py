@@ -74,8 +74,11 @@ class Importer:
         return number, (self.store.head(site, number) if number else None)
 
     def scan(self, site: SiteConfig, s3: S3, budget_s: float,
-             should_stop: Callable[[], bool] = lambda: False) -> ScanResult:
-        """Import as much as fits in ``budget_s``; every imported row is committed on return."""
+             should_stop: Callable[[], bool] = lambda: False,
+             on_revision: Callable[[int], None] = lambda _n: None) -> ScanResult:
+        """Import as much as fits in ``budget_s``; every imported row is committed on return.
+
+        ``on_revision(n)`` is called after each revision is written."""
         deadline = self.clock.monotonic_s() + budget_s
         sid = site.site_id
         files = matching_files(s3, site)
@@ -114,7 +117,7 @@ class Importer:
             pos = resume if resume is not None and resume.key == info.key else FilePosition(
                 key=info.key, etag=info.etag, gzipped=is_gzip_key(info.key))
             runner = FileImport(s3, site.import_bucket, self.store, sid, self.clock,
-                                self.metrics, self.limits)
+                                self.metrics, self.limits, on_revision)
             try:
                 out = runner.run(pos, latest, deadline, should_stop)
             except BadFile as exc:

@@ -99,7 +99,9 @@ class FileImport:
     """Imports one file of one site from a position until its end, the deadline, or a stop."""
 
     def __init__(self, s3: S3, bucket: str, store: EventStore, site: str, clock: Clock,
-                 metrics: Metrics, limits: Limits | None = None) -> None:
+                 metrics: Metrics, limits: Limits | None = None,
+                 on_revision: Callable[[int], None] = lambda _n: None) -> None:
+        self.on_revision = on_revision
         self.s3 = s3
         self.bucket = bucket
         self.store = store
@@ -226,3 +228,4 @@ class FileImport:
         outcome.first_revision = first
         outcome.rows_imported += batch.events
         outcome.position = FilePosition.after(meta, pos.gzipped)
+        self.on_revision(number)

@@ -24,9 +24,12 @@ def scan_message(site: str) -> dramatiq.Message[Any]:
 
 
 def export_message(site: str, *, cutoff: str | None = None, first: int | None = None,
-                   last: int | None = None) -> dramatiq.Message[Any]:
-    """A regular export cycle (``first`` unset) or a deliberate re-export of ``first..last``."""
+                   last: int | None = None, status_only: bool = False) -> dramatiq.Message[Any]:
+    """A regular export cycle (``first`` unset), a deliberate re-export of ``first..last``, or
+    (``status_only``) just a refresh of the customer's ``status.csv`` after new revisions."""
     kwargs: dict[str, Any] = {}
+    if status_only:
+        kwargs["status_only"] = True
     if cutoff is not None:
         kwargs["cutoff"] = cutoff
     if first is not None:

@@ -46,6 +46,22 @@ class Metrics:
         self.revisions_written = Counter(
             "bucketbridge_revisions_written", "Revisions created in the event store.",
             [SITE, "source"], registry=r)
+        # -- export ---------------------------------------------------------------------------
+        self.export_revisions = Counter(
+            "bucketbridge_export_revisions", "Revisions copied to customers' export buckets.",
+            [SITE], registry=r)
+        self.export_bytes = Counter(
+            "bucketbridge_export_copied_bytes", "Bytes of revisions copied to export buckets.",
+            [SITE], registry=r)
+        self.export_lag = Gauge(
+            "bucketbridge_export_lag_revisions", "Revisions written but not yet exported, as "
+            "of the site's last export run.", [SITE], registry=r, multiprocess_mode="mostrecent")
+        self.export_last_success = Gauge(
+            "bucketbridge_export_last_success_timestamp_seconds", "When the site's last export "
+            "run ended without error.", [SITE], registry=r, multiprocess_mode="max")
+        self.export_failures = Counter(
+            "bucketbridge_export_failures", "Export runs that failed, by reason.",
+            [SITE, "reason"], registry=r)
         # -- jobs -----------------------------------------------------------------------------
         self.job_duration = Histogram(
             "bucketbridge_job_duration_seconds", "Time a scan or export message took.",

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from urllib.parse import quote, unquote
 
-from shared.errors import ObjectMissing, PreconditionFailed, StorageUnavailable
+from shared.errors import ObjectMissing, PermanentError, PreconditionFailed
 from shared.s3 import S3, ObjectInfo, ObjectStream
 
 logger = logging.getLogger(__name__)
@@ -26,6 +26,10 @@ _OPTIONAL_INT_FIELDS = frozenset({"min_t", "max_t"})
 
 class RevisionExists(PreconditionFailed):
     """Revision n was already written: this writer lost a race and must stop."""
+
+
+class RevisionUnreadable(PermanentError):
+    """A revision object exists but its metadata cannot be read."""
 
 
 def site_prefix(site: str) -> str:
@@ -129,8 +133,9 @@ class EventStore:
         try:
             return RevisionMeta.from_metadata(info.metadata), info
         except ValueError as exc:
-            raise StorageUnavailable(f"revision {number} of site {site} has unreadable "
-                                     f"metadata: {exc}") from None
+            raise RevisionUnreadable(f"revision {number} of site {site} is unreadable "
+                                     f"(s3://{self.bucket}/{revision_key(site, number)}): "
+                                     f"{exc}") from None
 
     def numbers(self, site: str, after: int = 0) -> Iterator[ObjectInfo]:
         """Revision objects numbered above ``after``, in order."""

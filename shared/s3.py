@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+SINGLE_COPY_LIMIT_BYTES = 5 * 1024**3
+
 _MISSING_KEY_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 _DENIED_CODES = frozenset({"AccessDenied", "403", "Forbidden", "InvalidAccessKeyId",
                            "SignatureDoesNotMatch", "AllAccessDisabled", "AccountProblem"})
@@ -254,16 +256,37 @@ class S3:
         return r["ETag"]
 
     def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str, *,
-             if_match: str | None = None) -> None:
-        """Server-side copy; boto3's managed copy switches to multipart copy for large objects."""
+             if_match: str | None = None, size_bytes: int | None = None) -> None:
+        """Server-side copy, in one request when the size is known to be under 5 GB; otherwise
+        boto3's managed copy, which switches to multipart copy for large objects."""
         extra: dict[str, Any] = {}
         if if_match:
             extra["CopySourceIfMatch"] = if_match
+        source: Any = {"Bucket": src_bucket, "Key": src_key}
         try:
-            self.client.copy({"Bucket": src_bucket, "Key": src_key}, dst_bucket, dst_key,
-                             ExtraArgs=extra or None)
+            if size_bytes is not None and size_bytes < SINGLE_COPY_LIMIT_BYTES:
+                self.client.copy_object(CopySource=source, Bucket=dst_bucket, Key=dst_key,
+                                        **extra)
+            else:
+                self.client.copy(source, dst_bucket, dst_key,
+                                 ExtraArgs=extra or None)
+        except botocore.exceptions.ClientError as exc:
+            # A missing key is the source's; anything else is most likely the destination's
+            # (the source is bucketbridge's own store, or the same bucket).
+            if exc.response.get("Error", {}).get("Code") in _MISSING_KEY_CODES:
+                translate(exc, src_bucket, src_key)
+            translate(exc, dst_bucket, dst_key)
         except Exception as exc:
-            translate(exc, src_bucket, src_key)
+            translate(exc, dst_bucket, dst_key)
+
+    def upload(self, bucket: str, key: str, source: ObjectStream,
+               content_type: str = "application/octet-stream") -> None:
+        """Stream ``source`` into an object in bounded memory (multipart above 8 MiB)."""
+        try:
+            self.client.upload_fileobj(source, bucket, key,  # type: ignore[arg-type]
+                                       ExtraArgs={"ContentType": content_type})
+        except Exception as exc:
+            translate(exc, bucket, key)
 
     def delete(self, bucket: str, key: str) -> None:
         try:

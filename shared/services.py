@@ -52,5 +52,6 @@ class Services:
             sites=SiteRegistry(store_s3, settings.store_bucket),
             statuses=StatusStore(store_s3, settings.store_bucket),
             access=SiteAccess(store_s3, sts, clock, settings.s3_endpoint_url),
-            tail_cache=RevisionTailCache(r), clock=clock, metrics=metrics or Metrics())
+            tail_cache=RevisionTailCache(r, settings.store_bucket), clock=clock,
+            metrics=metrics or Metrics())
 

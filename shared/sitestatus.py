@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.errors import BucketbridgeError
+from shared.exportledger import ExportLedger
 from shared.importer import matching_files
 from shared.services import Services
 from shared.sites import SiteConfig
@@ -41,3 +42,21 @@ def import_status(svc: Services, site: SiteConfig) -> dict[str, Any]:
         out["current_file"] = files[0].key
         out["next_record"] = 1
     return out
+
+
+def export_status(svc: Services, site: SiteConfig) -> dict[str, Any] | None:
+    """Where the site's export stands, from bucketbridge's own ledger (not the bucket)."""
+    if not site.exports:
+        return None
+    ledger = ExportLedger(svc.store_s3, svc.settings.store_bucket).load(site.site_id)
+    total = svc.store.latest_number(site.site_id, hint=svc.tail_cache.get(site.site_id))
+    last = svc.statuses.read(site.site_id, "export")
+    return {
+        "bucket": site.export_bucket, "prefix": site.export_prefix,
+        "position": ledger.position, "exported_revisions": len(ledger.rows),
+        "total_revisions": total, "lag_revisions": max(0, total - ledger.position),
+        "last_exported_revision": ledger.rows[-1].number if ledger.rows else None,
+        "last_commit_at": ledger.last_success_at,
+        "last_run_at": last.finished_at, "last_run_outcome": last.outcome,
+        "last_error": last.last_error, "last_error_at": last.last_error_at,
+    }

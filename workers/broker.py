@@ -55,14 +55,13 @@ def build_broker(settings: Settings, metrics: Metrics, shutdown: GracefulShutdow
 
 
 def register_actors(broker: RedisBroker, settings: Settings, scan: Any,
-                    export: Any | None = None) -> dict[str, dramatiq.Actor[Any, Any]]:
+                    export: Any) -> dict[str, dramatiq.Actor[Any, Any]]:
     """Bind the job callables to actor names on ``broker``."""
-    actors = {SCAN_ACTOR: dramatiq.Actor(
-        scan, broker=broker, actor_name=SCAN_ACTOR, queue_name=IMPORT_QUEUE, priority=0,
-        options={"time_limit": settings.import_time_limit_ms, "max_retries": MAX_RETRIES})}
-    if export is not None:
-        actors[EXPORT_ACTOR] = dramatiq.Actor(
-            export, broker=broker, actor_name=EXPORT_ACTOR, queue_name=EXPORT_QUEUE,
-            priority=0, options={"time_limit": settings.export_time_limit_ms,
-                                 "max_retries": MAX_RETRIES})
-    return actors
+    return {
+        SCAN_ACTOR: dramatiq.Actor(
+            scan, broker=broker, actor_name=SCAN_ACTOR, queue_name=IMPORT_QUEUE, priority=0,
+            options={"time_limit": settings.import_time_limit_ms, "max_retries": MAX_RETRIES}),
+        EXPORT_ACTOR: dramatiq.Actor(
+            export, broker=broker, actor_name=EXPORT_ACTOR, queue_name=EXPORT_QUEUE, priority=0,
+            options={"time_limit": settings.export_time_limit_ms, "max_retries": MAX_RETRIES}),
+    }

@@ -8,10 +8,13 @@ from typing import Any
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
+from shared.exporter import Exporter
+from shared.exportledger import ExportLedger
 from shared.importer import Importer
 from shared.services import Services
 from shared.settings import Settings
 from workers.broker import build_broker, register_actors
+from workers.export_job import ExportJob
 from workers.scan_job import ScanJob
 from workers.shutdown import GracefulShutdown
 
@@ -31,10 +34,19 @@ class Runtime:
         broker = build_broker(settings, services.metrics, shutdown, client=services.redis,
                               namespace=namespace)
         importer = Importer(services.store, services.tail_cache, services.clock, services.metrics)
-        scan = ScanJob(services, importer, shutdown_requested=lambda: shutdown.requested)
+        exporter = Exporter(services.store, ExportLedger(services.store_s3, settings.store_bucket),
+                            services.tail_cache, services.clock, services.metrics)
+        scan = ScanJob(services, importer, broker.enqueue,
+                       shutdown_requested=lambda: shutdown.requested)
+        export = ExportJob(services, exporter, broker.enqueue,
+                           shutdown_requested=lambda: shutdown.requested)
 
         def scan_site(site_id: str) -> None:
             scan(site_id)
 
-        actors = register_actors(broker, settings, scan_site)
+        def export_site(site_id: str, cutoff: str | None = None, first: int | None = None,
+                        last: int | None = None, status_only: bool = False) -> None:
+            export(site_id, cutoff=cutoff, first=first, last=last, status_only=status_only)
+
+        actors = register_actors(broker, settings, scan_site, export_site)
         return cls(services=services, broker=broker, shutdown=shutdown, actors=actors)

@@ -1,0 +1,235 @@
+"""One export run for one site: copy revisions to the customer's bucket, then the index files.
+
+Order is what keeps a reader safe: revision files are written first, then the ledger commit
+records them as exported, then ``index.csv`` and ``status.csv`` are rewritten from the ledger.
+A run that dies anywhere re-copies at most the revisions it had not committed, and an index row
+never names a file that was not written.  Revisions are exported strictly in order; a revision
+that is missing or unreadable stops the run before it, so the customer's numbering has no gap.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from shared.cache import RevisionTailCache
+from shared.clock import Clock, iso_utc, parse_iso_utc
+from shared.errors import ObjectMissing
+from shared.exportformat import (
+    IndexRow,
+    export_key,
+    export_revision_name,
+    format_index,
+    format_status,
+)
+from shared.exportledger import ExportLedger, Ledger
+from shared.metrics import Metrics
+from shared.revisions import (
+    EventStore,
+    RevisionMeta,
+    RevisionUnreadable,
+    revision_key,
+    revision_number,
+)
+from shared.s3 import S3
+from shared.sites import SiteConfig
+
+logger = logging.getLogger(__name__)
+
+COMMIT_EVERY_REVISIONS = 100
+
+
+@dataclass
+class ExportResult:
+    outcome: str = "done"  # "done", "budget" (work left), "blocked" (stopped before a bad one)
+    exported: list[int] = field(default_factory=list)
+    position: int = 0
+    total_revisions: int = 0
+    bytes_copied: int = 0
+    error: str | None = None
+    next_first: int | None = None  # re-export: where the follow-up run starts
+
+    @property
+    def lag_revisions(self) -> int:
+        return max(0, self.total_revisions - self.position)
+
+
+@dataclass(frozen=True)
+class Destination:
+    """The customer's export bucket and how to reach it."""
+
+    s3: S3
+    bucket: str
+    prefix: str
+    server_side_copy: bool  # the fleet's own credentials can read the store and write here
+
+    @classmethod
+    def for_site(cls, site: SiteConfig, s3: S3) -> Destination:
+        assert site.export_bucket is not None
+        return cls(s3=s3, bucket=site.export_bucket, prefix=site.export_prefix,
+                   server_side_copy=site.role_arn is None)
+
+
+class Exporter:
+    def __init__(self, store: EventStore, ledger: ExportLedger, tail_cache: RevisionTailCache,
+                 clock: Clock, metrics: Metrics) -> None:
+        self.store = store
+        self.ledger = ledger
+        self.tail_cache = tail_cache
+        self.clock = clock
+        self.metrics = metrics
+
+    # -- regular cycle ------------------------------------------------------------------------
+
+    def cycle(self, site: SiteConfig, dest: Destination, budget_s: float, cutoff_s: float,
+              lookback_start_s: float, should_stop: Callable[[], bool] = lambda: False,
+              ) -> ExportResult:
+        """Export, in order, the revisions after the position written before ``cutoff_s``;
+        those written before ``lookback_start_s`` are passed over.  Returns at the budget."""
+        sid = site.site_id
+        deadline = self.clock.monotonic_s() + budget_s
+        ledger = self.ledger.load(sid)
+        result = ExportResult(position=ledger.position)
+        total = self.store.latest_number(sid, hint=self.tail_cache.get(sid))
+        pending: list[IndexRow] = []
+        position = ledger.position
+        expected = position + 1
+        for info in self.store.numbers(sid, after=position):
+            number = revision_number(info.key)
+            if number != expected:
+                result.outcome, result.error = "blocked", (
+                    f"revision {expected} is missing from the store "
+                    f"(s3://{self.store.bucket}/{revision_key(sid, expected)})")
+                break
+            if self.clock.monotonic_s() >= deadline or should_stop():
+                result.outcome = "budget"
+                break
+            head = self._head(sid, number, result)
+            if head is None:
+                break
+            written_s = parse_iso_utc(head.written_at)
+            if written_s >= cutoff_s:
+                break  # this and every later revision are not exportable yet
+            if written_s >= lookback_start_s:
+                if not self._copy(sid, number, info.size_bytes, dest, result):
+                    break
+                pending.append(IndexRow(number, head.min_t, head.max_t))
+                result.exported.append(number)
+            position = expected
+            expected += 1
+            if len(pending) >= COMMIT_EVERY_REVISIONS:
+                ledger = self._commit(sid, ledger, position, pending, dest, total)
+                pending = []
+        if position != ledger.position or pending:
+            ledger = self._commit(sid, ledger, position, pending, dest, total)
+        else:
+            self._publish(sid, ledger, dest, total)
+        result.position = ledger.position
+        result.total_revisions = max(total, ledger.position)
+        self._observe(sid, result)
+        return result
+
+    # -- re-export of a range -----------------------------------------------------------------
+
+    def reexport(self, site: SiteConfig, dest: Destination, first: int, last: int | None,
+                 budget_s: float, should_stop: Callable[[], bool] = lambda: False,
+                 ) -> ExportResult:
+        """Copy again the exported revisions numbered ``first..last``; the position stays."""
+        sid = site.site_id
+        deadline = self.clock.monotonic_s() + budget_s
+        ledger = self.ledger.load(sid)
+        total = self.store.latest_number(sid, hint=self.tail_cache.get(sid))
+        result = ExportResult(position=ledger.position, total_revisions=total)
+        upper = ledger.position if last is None else min(last, ledger.position)
+        for row in ledger.rows:
+            if row.number < first or row.number > upper:
+                continue
+            if self.clock.monotonic_s() >= deadline or should_stop():
+                result.outcome, result.next_first = "budget", row.number
+                break
+            info = self.store.s3.head(self.store.bucket, revision_key(sid, row.number))
+            if info is None:
+                result.outcome, result.error = "blocked", (
+                    f"revision {row.number} is missing from the store")
+                break
+            if not self._copy(sid, row.number, info.size_bytes, dest, result):
+                break
+            result.exported.append(row.number)
+        self._publish(sid, ledger, dest, total)
+        self._observe(sid, result)
+        return result
+
+    # -- status.csv only ----------------------------------------------------------------------
+
+    def refresh_status(self, site: SiteConfig, dest: Destination) -> ExportResult:
+        """Rewrite ``status.csv`` so ``Total Revisions`` follows new revisions quickly."""
+        sid = site.site_id
+        ledger = self.ledger.load(sid)
+        total = self.store.latest_number(sid, hint=self.tail_cache.get(sid))
+        dest.s3.put(dest.bucket, export_key(dest.prefix, "status.csv"),
+                    format_status(total, len(ledger.rows), ledger.max_exported_t),
+                    content_type="text/csv")
+        result = ExportResult(position=ledger.position, total_revisions=total)
+        self.metrics.export_lag.labels(sid).set(result.lag_revisions)
+        return result
+
+    # -- steps --------------------------------------------------------------------------------
+
+    def _head(self, site: str, number: int, result: ExportResult) -> RevisionMeta | None:
+        try:
+            found = self.store.head(site, number)
+        except RevisionUnreadable as exc:
+            result.outcome, result.error = "blocked", str(exc)
+            return None
+        if found is None:
+            result.outcome, result.error = "blocked", (
+                f"revision {number} is missing from the store "
+                f"(s3://{self.store.bucket}/{revision_key(site, number)})")
+            return None
+        return found[0]
+
+    def _copy(self, site: str, number: int, size_bytes: int, dest: Destination,
+              result: ExportResult) -> bool:
+        source_key = revision_key(site, number)
+        target = export_key(dest.prefix, export_revision_name(number))
+        try:
+            if dest.server_side_copy:
+                dest.s3.copy(self.store.bucket, source_key, dest.bucket, target,
+                             size_bytes=size_bytes)
+            else:
+                with self.store.open(site, number) as stream:
+                    dest.s3.upload(dest.bucket, target, stream,
+                                   content_type="application/x-ndjson")
+        except ObjectMissing:
+            result.outcome, result.error = "blocked", (
+                f"revision {number} is missing from the store "
+                f"(s3://{self.store.bucket}/{source_key})")
+            return False
+        result.bytes_copied += size_bytes
+        self.metrics.export_revisions.labels(site).inc()
+        self.metrics.export_bytes.labels(site).inc(size_bytes)
+        logger.debug("site=%s exported revision %d -> s3://%s/%s", site, number, dest.bucket,
+                     target)
+        return True
+
+    def _commit(self, site: str, ledger: Ledger, position: int, rows: list[IndexRow],
+                dest: Destination, total: int) -> Ledger:
+        ledger = self.ledger.commit(site, ledger, position, rows, iso_utc(self.clock.now_s()))
+        self._publish(site, ledger, dest, total)
+        return ledger
+
+    def _publish(self, site: str, ledger: Ledger, dest: Destination, total: int) -> None:
+        """index.csv, then status.csv: both from the ledger, after the files they name."""
+        dest.s3.put(dest.bucket, export_key(dest.prefix, "index.csv"), format_index(ledger.rows),
+                    content_type="text/csv")
+        dest.s3.put(dest.bucket, export_key(dest.prefix, "status.csv"),
+                    format_status(max(total, ledger.position), len(ledger.rows),
+                                  ledger.max_exported_t), content_type="text/csv")
+
+    def _observe(self, site: str, result: ExportResult) -> None:
+        self.metrics.export_lag.labels(site).set(result.lag_revisions)
+        if result.outcome != "blocked":
+            self.metrics.export_last_success.labels(site).set(self.clock.now_s())
+        if result.outcome == "budget":
+            self.metrics.budget_exhausted.labels("export", site).inc()
