@@ -62,7 +62,9 @@ def open_lines(source: ByteSource, *, gzipped: bool) -> io.BufferedIOBase:
     """A buffered, line-readable view of ``source``, decompressing gzip on the fly."""
     buffered = io.BufferedReader(_Raw(source), buffer_size=READ_BUFFER_BYTES)
     if gzipped:
-        return gzip.GzipFile(fileobj=buffered, mode="rb")
+        # GzipFile.readline runs in Python; a BufferedReader on top makes it C.
+        inflated = gzip.GzipFile(fileobj=buffered, mode="rb")
+        return io.BufferedReader(inflated, buffer_size=READ_BUFFER_BYTES)
     return buffered
 
 
@@ -98,6 +100,11 @@ class RecordReader:
         self._bad_utf8: set[int] = set()
         self._oversized: set[int] = set()
         self._reader = csv.reader(self._text_lines(), strict=False)
+        # What ``read()`` last returned: see there.
+        self.number = start_record - 1
+        self.line = start_line - 1
+        self.error: str | None = None
+        self.error_code: str | None = None
 
     @property
     def position_bytes(self) -> int:
@@ -144,34 +151,52 @@ class RecordReader:
             return "utf8", "invalid UTF-8"
         return None
 
+    def read(self) -> list[str] | None:
+        """The next record's cells, or ``None`` when it cannot be read (``error`` says why);
+        ``StopIteration`` at the end.
+
+        The hot path of the import: no object per record.  After the call, ``number``,
+        ``line``, ``end_line``, ``position_bytes`` and ``error``/``error_code`` describe the
+        record just read (the csv module never reads ahead of the record it returns).
+        """
+        while True:
+            first_line = self._line + 1
+            start_byte = self._pos
+            self.error = self.error_code = None
+            try:
+                cells: list[str] | None = next(self._reader)
+            except csv.Error as exc:
+                cells, self.error_code, self.error = None, "malformed", f"malformed CSV: {exc}"
+            flagged = (self._flagged(first_line, self._line)
+                       if self._oversized or self._bad_utf8 else None)
+            if cells == [] and flagged is None:
+                continue  # blank line
+            self.number = self._next_record
+            self._next_record += 1
+            self.line = first_line
+            if flagged is not None:
+                cells = None
+                self.error_code, self.error = flagged
+            elif cells and self._pos - start_byte > MAX_FIELD_BYTES:
+                longest = max(len(c.encode("utf-8")) for c in cells)
+                if longest > MAX_FIELD_BYTES:
+                    cells = None
+                    self.error_code = "oversized"
+                    self.error = f"field of {longest} bytes (limit {MAX_FIELD_BYTES})"
+            return cells
+
+    @property
+    def end_line(self) -> int:
+        return self._line
+
     def __iter__(self) -> Iterator[Record]:
         return self
 
     def __next__(self) -> Record:
-        while True:
-            first_line = self._line + 1
-            start_byte = self._pos
-            error: tuple[str, str] | None = None
-            try:
-                cells: list[str] | None = next(self._reader)
-            except csv.Error as exc:
-                cells, error = None, ("malformed", f"malformed CSV: {exc}")
-            flagged = self._flagged(first_line, self._line)
-            if cells == [] and flagged is None:
-                continue  # blank line
-            number = self._next_record
-            self._next_record += 1
-            if flagged is not None:
-                cells, error = None, flagged
-            elif cells and self._pos - start_byte > MAX_FIELD_BYTES:
-                longest = max(len(c.encode("utf-8")) for c in cells)
-                if longest > MAX_FIELD_BYTES:
-                    error = ("oversized", f"field of {longest} bytes (limit {MAX_FIELD_BYTES})")
-                    cells = None
-            return Record(number=number, line=first_line, end_byte=self._pos,
-                          end_line=self._line, cells=cells,
-                          error=error[1] if error else None,
-                          error_code=error[0] if error else None)
+        cells = self.read()
+        return Record(number=self.number, line=self.line, end_byte=self._pos,
+                      end_line=self._line, cells=cells, error=self.error,
+                      error_code=self.error_code)
 
 
 def read_header(reader: RecordReader) -> Record:

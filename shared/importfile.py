@@ -155,20 +155,24 @@ class FileImport:
         max_bytes = self.limits.max_revision_bytes
         since_check = 0
         end_byte, end_line, end_record = pos.byte_start, pos.next_line - 1, pos.next_record - 1
+        read = reader.read
         try:
-            for record in reader:
-                end_byte, end_line, end_record = record.end_byte, record.end_line, record.number
-                if record.cells is None:
-                    batch.rejects.append(Reject(record.number, record.line,
-                                                record.error_code or "malformed",
-                                                record.error or "unreadable", ""))
+            while True:
+                try:
+                    cells = read()
+                except StopIteration:
+                    break
+                if cells is None:
+                    batch.rejects.append(Reject(reader.number, reader.line,
+                                                reader.error_code or "malformed",
+                                                reader.error or "unreadable", ""))
                 else:
                     try:
-                        line = row_to_line(record.cells, columns)
+                        line = row_to_line(cells, columns)
                     except RowRejected as rej:
                         batch.rejects.append(Reject(
-                            record.number, record.line, rej.code, rej.reason,
-                            ",".join(record.cells)[:_REJECT_CONTENT_CHARS]))
+                            reader.number, reader.line, rej.code, rej.reason,
+                            ",".join(cells)[:_REJECT_CONTENT_CHARS]))
                     else:
                         batch.body += dumps(line)
                         batch.body += b"\n"
@@ -183,6 +187,8 @@ class FileImport:
                 since_check += 1
                 if full or since_check >= _CHECK_EVERY_RECORDS:
                     since_check = 0
+                    end_byte, end_line, end_record = (reader.position_bytes, reader.end_line,
+                                                      reader.number)
                     out_of_time = (self.clock.monotonic_s() >= deadline_mono_s or should_stop())
                     if full or (out_of_time and batch.events):
                         self._commit(batch, pos, outcome, end_byte, end_line, end_record,
@@ -191,8 +197,10 @@ class FileImport:
                     if out_of_time:
                         outcome.rejects_uncommitted = batch.rejects
                         return outcome
+            end_byte, end_line, end_record = reader.position_bytes, reader.end_line, reader.number
         finally:
-            self.metrics.bytes_read.labels(self.site).inc(max(0, end_byte - pos.byte_start))
+            self.metrics.bytes_read.labels(self.site).inc(
+                max(0, reader.position_bytes - pos.byte_start))
         outcome.done = True
         if batch.events:
             self._commit(batch, pos, outcome, end_byte, end_line, end_record, file_done=True)
@@ -218,7 +226,7 @@ class FileImport:
         if batch.rejects:
             # Written before the revision: if we die in between, the retry rewrites it.
             self.store.write_rejects(self.site, number, format_rejects(batch.rejects, False))
-        self.store.write(self.site, meta, bytes(batch.body))
+        self.store.write(self.site, meta, batch.body)
         logger.info("site=%s file=%s revision=%d events=%d records=%d..%d", self.site, pos.key,
                     number, batch.events, batch.record_start, end_record)
         self.metrics.revisions_written.labels(self.site, "csv").inc()

@@ -117,7 +117,7 @@ class EventStore:
         self.s3 = s3
         self.bucket = bucket
 
-    def write(self, site: str, meta: RevisionMeta, body: bytes) -> None:
+    def write(self, site: str, meta: RevisionMeta, body: bytes | bytearray) -> None:
         """Create revision ``meta.number``; ``RevisionExists`` if it is already there."""
         try:
             self.s3.put(self.bucket, revision_key(site, meta.number), body,

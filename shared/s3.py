@@ -233,7 +233,7 @@ class S3:
         with self.open(bucket, key) as stream:
             return stream.read()
 
-    def put(self, bucket: str, key: str, body: bytes | BinaryIO, *,
+    def put(self, bucket: str, key: str, body: bytes | bytearray | BinaryIO, *,
             metadata: Mapping[str, str] | None = None, if_none_match: bool = False,
             if_match: str | None = None, content_type: str = "application/octet-stream") -> str:
         """Write an object and return its ETag.

@@ -1,0 +1,126 @@
+"""The scan and export jobs: leases, faults recorded in the status, follow-ups, refreshes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from shared.clock import iso_utc
+from shared.exporter import Exporter
+from shared.exportledger import ExportLedger
+from shared.importer import Importer
+from shared.lease import Lease
+from shared.s3 import S3
+from shared.services import Services
+from shared.sites import SiteConfig
+from tests.shared.test_exporter import write_revision
+from workers.export_job import ExportJob
+from workers.scan_job import ScanJob
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def sample(services: Services, name: str, **labels: str) -> float:
+    value = services.metrics.registry.get_sample_value(name, labels)
+    return value or 0.0
+
+
+def export_job(services: Services, sent: list[Any]) -> ExportJob:
+    exporter = Exporter(services.store, ExportLedger(services.store_s3,
+                                                     services.settings.store_bucket),
+                        services.tail_cache, services.clock, services.metrics)
+    return ExportJob(services, exporter, sent.append)
+
+
+def scan_job(services: Services, sent: list[Any]) -> ScanJob:
+    importer = Importer(services.store, services.tail_cache, services.clock, services.metrics)
+    return ScanJob(services, importer, sent.append)
+
+
+def test_missing_export_bucket_is_reported_and_nothing_is_marked_exported(
+        services: Services, s3: S3, site: SiteConfig) -> None:
+    # Given a revision to export and an export bucket that was deleted
+    write_revision(services.store, "acme", 1, services.clock.now_s() - 2 * 86400,
+                   [1700000000])
+    s3.client.delete_bucket(Bucket=site.export_bucket or "")
+    job = export_job(services, [])
+    # When the export runs
+    outcome = job("acme")
+    # Then the status says so, the metric counts it, and the ledger did not move
+    assert outcome == "bucket_error"
+    status = services.statuses.read("acme", "export")
+    assert status.last_error and site.export_bucket in status.last_error
+    assert sample(services, "bucketbridge_export_failures_total", site="acme",
+                  reason="BucketMissing") == 1
+    assert ExportLedger(s3, services.settings.store_bucket).load("acme").position == 0
+    # And once the bucket is back the next cycle exports
+    s3.create_bucket(site.export_bucket or "")
+    assert job("acme") == "done"
+    assert s3.head(site.export_bucket or "", "revisions/1.json") is not None
+
+
+def test_export_that_hits_its_budget_queues_its_continuation(
+        services: Services, site: SiteConfig) -> None:
+    for n in (1, 2, 3):
+        write_revision(services.store, "acme", n, services.clock.now_s() - 2 * 86400,
+                       [1700000000 + n])
+    sent: list[Any] = []
+    job = export_job(services, sent)
+    job.shutdown_requested = lambda: True  # stops at the first checkpoint
+    assert job("acme") == "budget"
+    assert [(m.actor_name, m.args, m.kwargs) for m in sent] == [("export", ("acme",), {})]
+
+
+def test_busy_export_lease_acks_without_work(services: Services, site: SiteConfig) -> None:
+    holder = Lease(services.redis, "export", "acme")
+    assert holder.acquire()
+    try:
+        assert export_job(services, [])("acme") == "busy"
+        assert sample(services, "bucketbridge_lease_busy_total", job="export", site="acme") == 1
+    finally:
+        holder.release()
+
+
+def test_import_and_export_of_one_site_hold_separate_leases(
+        services: Services, s3: S3, site: SiteConfig) -> None:
+    s3.put(site.import_bucket, "accounts.csv", b"Identity,Timestamp,Event\na,1700000000,E\n")
+    export_holder = Lease(services.redis, "export", "acme")
+    assert export_holder.acquire()
+    try:
+        assert scan_job(services, [])("acme") == "done"
+    finally:
+        export_holder.release()
+
+
+def test_scan_that_writes_revisions_asks_for_a_status_refresh(
+        services: Services, s3: S3, site: SiteConfig) -> None:
+    s3.put(site.import_bucket, "accounts.csv", b"Identity,Timestamp,Event\na,1700000000,E\n")
+    sent: list[Any] = []
+    assert scan_job(services, sent)("acme") == "done"
+    assert [(m.actor_name, m.kwargs) for m in sent] == [("export", {"status_only": True})]
+    # And the refresh brings Total Revisions up to date without exporting anything
+    assert export_job(services, [])("acme", status_only=True) == "status"
+    status = s3.read_bytes(site.export_bucket or "", "status.csv").decode().splitlines()
+    assert status[1].startswith("1,0,")
+
+
+def test_scan_of_missing_import_bucket_records_the_error(
+        services: Services, s3: S3, site: SiteConfig) -> None:
+    s3.client.delete_bucket(Bucket=site.import_bucket)
+    assert scan_job(services, [])("acme") == "bucket_error"
+    status = services.statuses.read("acme", "scan")
+    assert status.last_error and "does not exist" in status.last_error
+    assert status.last_error_at is not None and status.last_error_at <= iso_utc(
+        services.clock.now_s())
+
+
+def test_paused_site_is_skipped(services: Services, site: SiteConfig) -> None:
+    services.sites.set_paused("acme", True)
+    assert scan_job(services, [])("acme") == "paused"
+    assert export_job(services, [])("acme") == "skipped"
+
+
+def test_unknown_site_is_acked(services: Services) -> None:
+    assert scan_job(services, [])("nosuch") == "unknown_site"
+    assert export_job(services, [])("nosuch") == "unknown_site"
