@@ -1,0 +1,1 @@
+"""Throughput and memory benchmarks; run as scripts, not part of the test suite."""
