@@ -24,7 +24,7 @@ from shared.filematch import (
 )
 from shared.importfile import FileImport, FilePosition, Limits, Reject, format_rejects
 from shared.metrics import Metrics
-from shared.revisions import EventStore, RevisionMeta
+from shared.revisions import CSV_SOURCE, EventStore, RevisionMeta
 from shared.s3 import S3, ObjectInfo
 from shared.sites import SiteConfig
 
@@ -68,10 +68,17 @@ class Importer:
         self.limits = limits or Limits()
 
     def latest(self, site: str) -> tuple[int, tuple[RevisionMeta, ObjectInfo] | None]:
+        """The highest revision number, and the cursor: the newest revision that came from the
+        recurring CSV import (revisions from other sources, such as a reimport of export files,
+        may sit above it; they are rare, so walking back over them is cheap)."""
         number = self.store.latest_number(site, hint=self.tail_cache.get(site))
         if number:
             self.tail_cache.put(site, number)
-        return number, (self.store.head(site, number) if number else None)
+        for candidate in range(number, 0, -1):
+            head = self.store.head(site, candidate)
+            if head is not None and head[0].source == CSV_SOURCE:
+                return number, head
+        return number, None
 
     def scan(self, site: SiteConfig, s3: S3, budget_s: float,
              should_stop: Callable[[], bool] = lambda: False,

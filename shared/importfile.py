@@ -20,7 +20,7 @@ from shared.csvformat import Columns, RowRejected, parse_header, row_to_line
 from shared.csvstream import MAX_LINE_BYTES, RecordReader, open_lines, read_header, skip_bytes
 from shared.errors import BadFile, ObjectMissing, PreconditionFailed
 from shared.metrics import Metrics
-from shared.revisions import EventStore, RevisionMeta
+from shared.revisions import CSV_SOURCE, EventStore, RevisionMeta
 from shared.s3 import S3
 
 logger = logging.getLogger(__name__)
@@ -219,7 +219,7 @@ class FileImport:
         first = outcome.first_revision if outcome.first_revision is not None else number
         meta = RevisionMeta(
             number=number, events=batch.events, min_t=batch.min_t, max_t=batch.max_t,
-            written_at=iso_utc(self.clock.now_s()), source="csv", source_key=pos.key,
+            written_at=iso_utc(self.clock.now_s()), source=CSV_SOURCE, source_key=pos.key,
             source_etag=pos.etag, record_start=batch.record_start, record_end=end_record,
             byte_start=batch.byte_start, byte_end=end_byte, line_end=end_line,
             rejected=len(batch.rejects), file_done=file_done, file_first_revision=first)
@@ -229,7 +229,7 @@ class FileImport:
         self.store.write(self.site, meta, batch.body)
         logger.info("site=%s file=%s revision=%d events=%d records=%d..%d", self.site, pos.key,
                     number, batch.events, batch.record_start, end_record)
-        self.metrics.revisions_written.labels(self.site, "csv").inc()
+        self.metrics.revisions_written.labels(self.site, CSV_SOURCE).inc()
         self.metrics.rows_imported.labels(self.site).inc(batch.events)
         self._count_rejects(batch.rejects)
         outcome.last_revision = number

@@ -19,6 +19,7 @@ from shared.s3 import S3, ObjectInfo, ObjectStream
 logger = logging.getLogger(__name__)
 
 _META_PREFIX = "bb-"
+CSV_SOURCE = "csv"  # RevisionMeta.source of the recurring CSV import
 _INT_FIELDS = frozenset({"number", "events", "rejected", "record_start", "record_end",
                          "byte_start", "byte_end", "line_end", "file_first_revision"})
 _OPTIONAL_INT_FIELDS = frozenset({"min_t", "max_t"})
