@@ -99,7 +99,8 @@ class RecordReader:
         self._strip_bom = start_byte == 0
         self._bad_utf8: set[int] = set()
         self._oversized: set[int] = set()
-        self._reader = csv.reader(self._text_lines(), strict=False)
+        # strict: broken quoting is reported as a bad row, never silently mangled into data.
+        self._reader = csv.reader(self._text_lines(), strict=True)
         # What ``read()`` last returned: see there.
         self.number = start_record - 1
         self.line = start_line - 1
@@ -131,6 +132,7 @@ class RecordReader:
                     size += len(raw)
                 self._pos += size
                 self._oversized.add(self._line)
+                self._strip_bom = False
                 yield "\n"
                 continue
             self._pos += size
@@ -167,6 +169,11 @@ class RecordReader:
                 cells: list[str] | None = next(self._reader)
             except csv.Error as exc:
                 cells, self.error_code, self.error = None, "malformed", f"malformed CSV: {exc}"
+                if self._pos - start_byte > MAX_FIELD_BYTES:
+                    # The csv module's own field limit tripped: the record is simply too big.
+                    self.error_code = "oversized"
+                    self.error = f"record of {self._pos - start_byte} bytes has a field over " \
+                                 f"the limit of {MAX_FIELD_BYTES} bytes"
             flagged = (self._flagged(first_line, self._line)
                        if self._oversized or self._bad_utf8 else None)
             if cells == [] and flagged is None:

@@ -94,3 +94,16 @@ def row_report_key(destination_key: str) -> str:
 def failure_report_key(destination_key: str) -> str:
     """The readable report beside a failed file: ``<name>.error.txt``."""
     return destination_key + ".error.txt"
+
+
+def disambiguated(destination_key: str, etag: str) -> str:
+    """Another name for a destination already taken by a different file (an earlier upload of
+    the same name finished the same day): the source's ETag goes before the extension,
+    ``accounts.csv`` → ``accounts.1a2b3c4d.csv``."""
+    folder, _, name = destination_key.rpartition("/")
+    tag = etag.strip('"').split("-")[0][:8] or "0"
+    lowered = name.lower()
+    for ext in (".csv.gz", ".csv", ".gz"):
+        if lowered.endswith(ext):
+            return f"{folder}/{name[: -len(ext)]}.{tag}{name[-len(ext):]}"
+    return f"{folder}/{name}.{tag}"

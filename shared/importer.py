@@ -17,6 +17,7 @@ from shared.clock import Clock, iso_utc, parse_iso_utc
 from shared.errors import BadFile, ObjectMissing, PreconditionFailed
 from shared.filematch import (
     completed_key,
+    disambiguated,
     failed_key,
     failure_report_key,
     is_gzip_key,
@@ -56,6 +57,18 @@ def matching_files(s3: S3, site: SiteConfig) -> list[ObjectInfo]:
     pattern = site.pattern
     found = [i for i in s3.list(site.import_bucket, pattern.list_prefix) if pattern.matches(i.key)]
     return sorted(found, key=lambda i: i.key.encode("utf-8"))
+
+
+SOURCE_ETAG_META = "bb-source-etag"
+
+
+def _free_destination(s3: S3, bucket: str, dest: str, etag: str) -> str:
+    """``dest``, unless a different file already sits there (our own earlier copy of this very
+    version, from a run that died before deleting the original, does not count)."""
+    existing = s3.head(bucket, dest)
+    if existing is None or existing.metadata.get(SOURCE_ETAG_META) == etag:
+        return dest
+    return disambiguated(dest, etag)
 
 
 class Importer:
@@ -166,15 +179,18 @@ class Importer:
                   result: ScanResult) -> None:
         """Write the bad-row report, then move the file to ``completed_imports/``."""
         bucket = site.import_bucket
-        dest = completed_key(info.key, completed_at_s)
+        dest = _free_destination(s3, bucket, completed_key(info.key, completed_at_s), info.etag)
         stored = b"".join(self.store.read_rejects(site.site_id, first_revision, last_revision)) \
             if first_revision is not None else b""
         tail = format_rejects(tail_rejects, with_header=False)
         if stored or tail:
             header = format_rejects([], with_header=True)
             s3.put(bucket, row_report_key(dest), header + stored + tail, content_type="text/csv")
+        else:
+            s3.delete(bucket, row_report_key(dest))  # never leave a stale report beside it
         try:
-            s3.copy(bucket, info.key, bucket, dest, if_match=info.etag)
+            s3.copy(bucket, info.key, bucket, dest, if_match=info.etag,
+                    metadata={SOURCE_ETAG_META: info.etag})
         except PreconditionFailed:
             logger.warning("site=%s file=%s changed after its import; left in place",
                            site.site_id, info.key)
@@ -200,12 +216,13 @@ class Importer:
                   f"Site: {site.site_id}\nWhen: {iso_utc(now)}\nReason: {reason}\n{imported}"
                   f"The file was moved to s3://{bucket}/{dest}\n")
         logger.error("site=%s file=%s failed: %s", site.site_id, info.key, reason)
-        s3.put(bucket, failure_report_key(dest), report.encode("utf-8"), content_type="text/plain")
         try:
             s3.copy(bucket, info.key, bucket, dest)
             s3.delete(bucket, info.key)
         except ObjectMissing:
-            pass  # deleted under us: the report is all that is left to write
+            report = report.replace(f"The file was moved to s3://{bucket}/{dest}\n",
+                                    "The file was deleted before it could be moved.\n")
+        s3.put(bucket, failure_report_key(dest), report.encode("utf-8"), content_type="text/plain")
         if partial is not None:
             self.store.mark_closed(site.site_id, partial.number, reason)
         self.metrics.files_failed.labels(site.site_id).inc()

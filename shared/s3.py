@@ -256,12 +256,17 @@ class S3:
         return r["ETag"]
 
     def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str, *,
-             if_match: str | None = None, size_bytes: int | None = None) -> None:
+             if_match: str | None = None, size_bytes: int | None = None,
+             metadata: Mapping[str, str] | None = None) -> None:
         """Server-side copy, in one request when the size is known to be under 5 GB; otherwise
-        boto3's managed copy, which switches to multipart copy for large objects."""
+        boto3's managed copy, which switches to multipart copy for large objects.  With
+        ``metadata`` the copy carries that user metadata instead of the source's."""
         extra: dict[str, Any] = {}
         if if_match:
             extra["CopySourceIfMatch"] = if_match
+        if metadata is not None:
+            extra["Metadata"] = dict(metadata)
+            extra["MetadataDirective"] = "REPLACE"
         source: Any = {"Bucket": src_bucket, "Key": src_key}
         try:
             if size_bytes is not None and size_bytes < SINGLE_COPY_LIMIT_BYTES:

@@ -64,7 +64,7 @@ class Fixture:
                                    resolve_cutoff(cutoff, NOW_S),
                                    lookback_start(NOW_S, lookback_days), **kw)  # type: ignore[arg-type]
 
-    def keys(self) -> list[str]:
+    def object_keys(self) -> list[str]:
         return sorted(i.key for i in self.s3.list(self.site.export_bucket or ""))
 
 
@@ -85,7 +85,7 @@ def test_first_export_copies_revisions_and_writes_index_and_status_cell_by_cell(
     # Then revisions 1..3 are in the bucket byte for byte, and 4 is not yet
     assert result.outcome == "done" and result.exported == [1, 2, 3]
     bucket = fx.site.export_bucket or ""
-    assert fx.keys() == ["index.csv", "revisions/1.json", "revisions/2.json",
+    assert fx.object_keys() == ["index.csv", "revisions/1.json", "revisions/2.json",
                          "revisions/3.json", "status.csv"]
     for n, body in bodies.items():
         assert fx.s3.read_bytes(bucket, f"revisions/{n}.json") == body
@@ -135,7 +135,7 @@ def test_lookback_passes_over_old_revisions_for_good(fx: Fixture) -> None:
     result = fx.cycle()
     # Then only the recent one is exported, and the position passed the old one
     assert result.exported == [2] and result.position == 2
-    assert "revisions/1.json" not in fx.keys()
+    assert "revisions/1.json" not in fx.object_keys()
     status = read_csv(fx.s3, fx.site.export_bucket or "", "status.csv")
     assert status[1][:2] == ["2", "1"]
     # And a later cycle does not come back for it
@@ -152,12 +152,12 @@ def test_deleted_file_is_not_repopulated_but_reexport_restores_it(fx: Fixture) -
     # When later cycles run, it stays deleted (bucketbridge does not infer from the bucket)
     fx.revision(4, 1.5, [1700000004])
     assert fx.cycle().exported == [4]
-    assert "revisions/2.json" not in fx.keys()
+    assert "revisions/2.json" not in fx.object_keys()
     # When an operator re-exports 2..3 on purpose
     result = fx.exporter.reexport(fx.site, fx.dest, 2, 3, 60)
     # Then the file is back, the position is unchanged and the index lists each file once
     assert result.exported == [2, 3]
-    assert "revisions/2.json" in fx.keys()
+    assert "revisions/2.json" in fx.object_keys()
     ledger = ExportLedger(fx.s3, fx.services.settings.store_bucket).load("acme")
     assert ledger.position == 4
     names = [r[0] for r in read_csv(fx.s3, bucket, "index.csv")[1:]]
@@ -170,7 +170,7 @@ def test_reexport_is_limited_to_what_was_exported(fx: Fixture) -> None:
     fx.cycle()
     result = fx.exporter.reexport(fx.site, fx.dest, 1, None, 60)
     assert result.exported == [1]
-    assert "revisions/2.json" not in fx.keys()
+    assert "revisions/2.json" not in fx.object_keys()
 
 
 def test_missing_revision_stops_the_cycle_before_it(fx: Fixture) -> None:
@@ -184,7 +184,7 @@ def test_missing_revision_stops_the_cycle_before_it(fx: Fixture) -> None:
     # Then it exports 1 and stops before 2 with an error naming it; 3 is not exported
     assert result.outcome == "blocked" and result.exported == [1]
     assert "revision 2" in (result.error or "")
-    assert fx.keys() == ["index.csv", "revisions/1.json", "status.csv"]
+    assert fx.object_keys() == ["index.csv", "revisions/1.json", "status.csv"]
 
 
 def test_unreadable_revision_stops_the_cycle_with_its_name(fx: Fixture) -> None:
@@ -247,7 +247,7 @@ def test_export_prefix_places_every_file_under_it(
     fx = Fixture(services, site, s3)
     fx.revision(1, 2, [1700000000])
     fx.cycle()
-    assert fx.keys() == ["km/export/index.csv", "km/export/revisions/1.json",
+    assert fx.object_keys() == ["km/export/index.csv", "km/export/revisions/1.json",
                          "km/export/status.csv"]
 
 
