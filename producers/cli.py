@@ -54,6 +54,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 def _register() -> None:
     from producers.demo import demo
+    from producers.dlq_cmd import dlq
     from producers.drain_cmd import drain
     from producers.enqueue_cmd import enqueue
     from producers.scheduler_cmd import scheduler
@@ -61,7 +62,7 @@ def _register() -> None:
     from producers.status_cmd import status
     from producers.worker_cmd import worker
 
-    for command in (sites, enqueue, scheduler, worker, drain, status, demo):
+    for command in (sites, enqueue, scheduler, worker, drain, status, dlq, demo):
         cli.add_command(command)
 
 

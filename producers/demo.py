@@ -29,6 +29,7 @@ from rich.console import Console
 
 from producers.context import AppContext
 from producers.drain_cmd import drain_queues
+from producers.output import console as make_console
 from producers.scheduler import Scheduler
 from producers.sites_cmd import render_preview
 from producers.status_cmd import site_status, status_rows
@@ -118,7 +119,7 @@ def demo(app: AppContext, keep_running: bool) -> None:
     """Run the whole flow on an embedded S3 endpoint, for a first look."""
     from moto.server import ThreadedMotoServer
 
-    console = Console(highlight=False)
+    console = make_console()
     for name, value in (("AWS_ACCESS_KEY_ID", "demo"), ("AWS_SECRET_ACCESS_KEY", "demo"),
                         ("AWS_DEFAULT_REGION", "us-east-1")):
         os.environ.setdefault(name, value)

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from producers.context import AppContext
+from producers.output import console as make_console
 from shared.errors import BadFile, SiteExists, UsageError
 from shared.importer import matching_files
 from shared.preview import Preview, preview_file
@@ -19,10 +20,6 @@ from shared.s3 import S3
 from shared.sites import SiteConfig, validate_site_id
 
 pass_app = click.make_pass_decorator(AppContext)
-
-
-def _console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
 
 
 def render_preview(console: Console, preview: Preview) -> None:
@@ -85,7 +82,7 @@ def add(app: AppContext, site: str, import_bucket: str, base_filename: str,
     if export_bucket:
         s3.check_bucket(export_bucket)
     preview, count = _load_preview(s3, config)
-    console = _console()
+    console = make_console()
     render_preview(console, preview)
     console.print(f"{count} file(s) waiting in s3://{import_bucket}; files are imported in "
                   "byte order of their names.")
@@ -106,7 +103,7 @@ def preview(app: AppContext, site: str) -> None:
     svc = app.services
     config = svc.sites.get(validate_site_id(site))
     p, count = _load_preview(svc.access.for_site(config), config)
-    console = _console()
+    console = make_console()
     render_preview(console, p)
     console.print(f"{count} file(s) waiting.")
 
@@ -127,7 +124,7 @@ def list_sites(app: AppContext, as_json: bool) -> None:
         export = f"s3://{c.export_bucket}/{c.export_prefix}" if c.export_bucket else "-"
         table.add_row(c.site_id, "paused" if c.paused else "active",
                       f"s3://{c.import_bucket}/{c.base_filename}", export)
-    _console().print(table)
+    make_console().print(table)
 
 
 @sites.command("show")

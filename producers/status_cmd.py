@@ -6,10 +6,10 @@ from typing import Any
 
 import click
 import orjson
-from rich.console import Console
 from rich.table import Table
 
 from producers.context import AppContext
+from producers.output import console
 from shared.services import Services
 from shared.sites import validate_site_id
 from shared.sitestatus import export_status, import_status
@@ -67,4 +67,4 @@ def status(app: AppContext, site: str, as_json: bool) -> None:
     table.add_column("value", overflow="fold")
     for name, value in status_rows(data):
         table.add_row(name, value)
-    Console(highlight=False).print(table)
+    console().print(table)

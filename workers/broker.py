@@ -17,10 +17,13 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
+from shared.clock import Clock
+from shared.deadletters import NOTE_TTL_S
 from shared.errors import RetryableError
 from shared.messages import EXPORT_ACTOR, EXPORT_QUEUE, IMPORT_QUEUE, SCAN_ACTOR
 from shared.metrics import Metrics
 from shared.settings import Settings
+from workers.dead_letter_notes import DeadLetterNotes
 from workers.message_metrics import MessageMetrics
 from workers.shutdown import GracefulShutdown
 
@@ -28,7 +31,7 @@ MAX_RETRIES = 5
 MIN_BACKOFF_MS = 15_000
 MAX_BACKOFF_MS = 600_000
 # Dead-lettered messages stay a week for operators to inspect and requeue.
-DEAD_MESSAGE_TTL_MS = 7 * 24 * 3600 * 1000
+DEAD_MESSAGE_TTL_MS = NOTE_TTL_S * 1000
 
 
 def retry_when(retries: int, exc: BaseException) -> bool:
@@ -36,19 +39,15 @@ def retry_when(retries: int, exc: BaseException) -> bool:
     return isinstance(exc, RetryableError) and retries < MAX_RETRIES
 
 
-def build_broker(settings: Settings, metrics: Metrics, shutdown: GracefulShutdown,
-                 client: redis.Redis | None = None, namespace: str = "dramatiq") -> RedisBroker:
+def build_broker(metrics: Metrics, shutdown: GracefulShutdown, client: redis.Redis,
+                 clock: Clock, namespace: str = "dramatiq") -> RedisBroker:
     middleware = [AgeLimit(), TimeLimit(), ShutdownNotifications(), Callbacks(), Pipelines(),
                   Retries(retry_when=retry_when, min_backoff=MIN_BACKOFF_MS,
                           max_backoff=MAX_BACKOFF_MS),
-                  CurrentMessage(), MessageMetrics(metrics), shutdown]
-    kwargs: dict[str, Any] = {"middleware": middleware, "namespace": namespace,
-                              "dead_message_ttl": DEAD_MESSAGE_TTL_MS}
-    if client is not None:
-        kwargs["client"] = client
-    else:
-        kwargs["url"] = settings.redis_url
-    broker = RedisBroker(**kwargs)
+                  CurrentMessage(), MessageMetrics(metrics),
+                  DeadLetterNotes(client, namespace, clock), shutdown]
+    broker = RedisBroker(client=client, middleware=middleware, namespace=namespace,
+                         dead_message_ttl=DEAD_MESSAGE_TTL_MS)
     broker.declare_queue(IMPORT_QUEUE)
     broker.declare_queue(EXPORT_QUEUE)
     return broker

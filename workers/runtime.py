@@ -31,7 +31,7 @@ class Runtime:
         """``namespace`` prefixes the broker's Redis keys (the demo keeps its own)."""
         settings: Settings = services.settings
         shutdown = GracefulShutdown()
-        broker = build_broker(settings, services.metrics, shutdown, client=services.redis,
+        broker = build_broker(services.metrics, shutdown, services.redis, services.clock,
                               namespace=namespace)
         importer = Importer(services.store, services.tail_cache, services.clock, services.metrics)
         exporter = Exporter(services.store, ExportLedger(services.store_s3, settings.store_bucket),

@@ -1,0 +1,32 @@
+"""Writes down why a message was dead-lettered, for ``bucketbridge dlq list``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+from dramatiq.middleware import Middleware
+from redis.exceptions import RedisError
+
+from shared.clock import Clock
+from shared.deadletters import record_failure
+
+logger = logging.getLogger(__name__)
+
+
+class DeadLetterNotes(Middleware):
+    def __init__(self, client: redis.Redis, namespace: str, clock: Clock) -> None:
+        self.client = client
+        self.namespace = namespace
+        self.clock = clock
+
+    def after_nack(self, broker: Any, message: Any) -> None:
+        site = message.args[0] if message.args else None
+        logger.error("site=%s message=%s actor=%s dead-lettered", site, message.message_id,
+                     message.actor_name)
+        try:
+            record_failure(self.client, self.namespace, message, self.clock.now_s())
+        except RedisError as exc:
+            logger.warning("message=%s could not record why it failed: %s", message.message_id,
+                           exc)
