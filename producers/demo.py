@@ -158,7 +158,7 @@ def _run_demo(app: AppContext, svc: Services, console: Console, keep_running: bo
     scheduler = Scheduler(svc.sites, svc.redis, runtime.broker.enqueue, svc.clock, svc.metrics,
                           scan_interval_s=svc.settings.scan_interval_s,
                           export_interval_s=svc.settings.export_interval_s,
-                          key_prefix=namespace_prefix)
+                          key_prefix=namespace_prefix, broker_namespace=namespace_prefix)
     for p in scheduler.tick():
         console.print(f"published {p.job} for site {p.site} (slot {p.slot})")
 

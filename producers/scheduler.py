@@ -19,8 +19,9 @@ import dramatiq
 import redis
 
 from shared.clock import Clock
-from shared.messages import EXPORT_ACTOR, SCAN_ACTOR, export_message, scan_message
+from shared.messages import EXPORT_ACTOR, QUEUES, SCAN_ACTOR, export_message, scan_message
 from shared.metrics import Metrics
+from shared.queuedepth import queue_depths
 from shared.sites import SiteConfig, SiteRegistry
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,9 @@ class Scheduler:
     def __init__(self, sites: SiteRegistry, client: redis.Redis,
                  publish: Callable[[dramatiq.Message[Any]], Any], clock: Clock,
                  metrics: Metrics, *, scan_interval_s: int, export_interval_s: int,
-                 key_prefix: str = "bucketbridge:slot") -> None:
+                 key_prefix: str = "bucketbridge:slot",
+                 broker_namespace: str = "dramatiq") -> None:
+        self.broker_namespace = broker_namespace
         self.sites = sites
         self.redis = client
         self.publish = publish
@@ -92,7 +95,8 @@ class Scheduler:
         return Published(job, site.site_id, slot)
 
     def tick(self) -> list[Published]:
-        """Publish every message that is due now; returns what this replica published."""
+        """Publish every message that is due now; returns what this replica published.  Also
+        records the queues' depths, which the fleet's autoscaling and alerts watch."""
         out: list[Published] = []
         for site in self.sites.all():
             if site.paused:
@@ -105,8 +109,16 @@ class Scheduler:
                                  export_message(site.site_id))
                 if done:
                     out.append(done)
+        self._observe_queues()
         self.metrics.scheduler_last_tick.set(self.clock.now_s())
         return out
+
+    def _observe_queues(self) -> None:
+        for depth in queue_depths(self.redis, QUEUES, self.broker_namespace):
+            gauge = self.metrics.queue_messages
+            gauge.labels(depth.queue, "ready").set(depth.ready)
+            gauge.labels(depth.queue, "delayed").set(depth.delayed)
+            gauge.labels(depth.queue, "dead").set(depth.dead)
 
     def run(self, stop: threading.Event, tick_interval_s: float = TICK_INTERVAL_S) -> None:
         while not stop.is_set():

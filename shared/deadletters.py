@@ -126,9 +126,9 @@ class DeadLetterQueue:
         for letter in letters:
             options = {k: v for k, v in letter.message.options.items()
                        if k not in _ATTEMPT_OPTIONS}
-            fresh: dramatiq.Message[Any] = dramatiq.Message(queue_name=letter.queue, actor_name=letter.actor,
-                                     args=tuple(letter.args), kwargs=letter.kwargs,
-                                     options=options)
+            fresh: dramatiq.Message[Any] = dramatiq.Message(
+                queue_name=letter.queue, actor_name=letter.actor, args=tuple(letter.args),
+                kwargs=letter.kwargs, options=options)
             sent.append(enqueue(fresh))
             self._drop(letter.queue, letter.id)
         return sent

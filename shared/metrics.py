@@ -82,6 +82,10 @@ class Metrics:
         self.scheduler_last_tick = Gauge(
             "bucketbridge_scheduler_last_tick_timestamp_seconds",
             "When the scheduler last completed a tick.", registry=r, multiprocess_mode="max")
+        self.queue_messages = Gauge(
+            "bucketbridge_queue_messages", "Messages waiting in a broker queue (state: ready, "
+            "delayed for a retry, dead-lettered), as the scheduler last read them.",
+            ["queue_name", "state"], registry=r, multiprocess_mode="mostrecent")
         # -- messages (the broker middleware) -------------------------------------------------
         self.messages = Counter(
             "bucketbridge_messages", "Messages processed by the workers.",
