@@ -184,13 +184,12 @@ def _run_demo(app: AppContext, svc: Services, console: Console, keep_running: bo
     console.print("revision 1 begins:")
     console.print(first.decode("utf-8").splitlines()[0])
 
-    port = svc.settings.metrics_port
     try:
-        start_http_server(port, addr="127.0.0.1", registry=svc.metrics.registry)
-    except OSError:
-        port = _free_port()
-        start_http_server(port, addr="127.0.0.1", registry=svc.metrics.registry)
-    url = f"http://127.0.0.1:{port}/metrics"
+        server, _ = start_http_server(svc.settings.metrics_port, addr="127.0.0.1",
+                                      registry=svc.metrics.registry)
+    except OSError:  # the configured port is taken (a worker on this machine): any port will do
+        server, _ = start_http_server(0, addr="127.0.0.1", registry=svc.metrics.registry)
+    url = f"http://127.0.0.1:{server.server_port}/metrics"
     console.rule(f"6. metrics are served at {url}")
     with urllib.request.urlopen(url, timeout=5) as response:
         for line in response.read().decode().splitlines():

@@ -54,6 +54,7 @@ def drain_queues(broker: RedisBroker, timeout_s: float | None, worker_threads: i
 @pass_app
 def drain(app: AppContext, timeout_s: float | None, threads: int) -> None:
     """Process queued messages in this process until none is left, then exit."""
+    app.services.redis.ping()  # fail with one line before dramatiq's threads start logging
     runtime = Runtime.build(app.services)
     metrics = app.services.metrics
     drain_queues(runtime.broker, timeout_s, worker_threads=threads)

@@ -36,7 +36,8 @@ def scheduler(app: AppContext, once: bool) -> None:
             click.echo(f"published {p.job} {p.site} (slot {p.slot})")
         click.echo(f"{len(published)} message(s) published")
         return
-    start_http_server(app.settings.metrics_port, registry=app.services.metrics.registry)
+    server, _ = start_http_server(app.settings.metrics_port,
+                                  registry=app.services.metrics.registry)
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
@@ -44,5 +45,5 @@ def scheduler(app: AppContext, once: bool) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    click.echo(f"scheduler running; metrics on :{app.settings.metrics_port}", err=True)
+    click.echo(f"scheduler running; metrics on :{server.server_port}", err=True)
     sched.run(stop)

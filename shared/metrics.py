@@ -7,7 +7,13 @@ across processes and gauges use an explicit multiprocess mode.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 
 DURATION_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 900)
 
@@ -19,6 +25,9 @@ class Metrics:
     """The metric objects; build one per process and pass it where work is done."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        # The ``*_created`` series of every counter and histogram double the series count and
+        # serve no panel or alert.
+        disable_created_metrics()
         r = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self.registry = r
         # -- import ---------------------------------------------------------------------------

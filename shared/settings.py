@@ -10,9 +10,11 @@ from shared.errors import ConfigError
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_STORE_BUCKET = "bucketbridge-store"
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1,
+         maximum: int | None = None) -> int:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -22,7 +24,17 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
         raise ConfigError(f"invalid integer value for {name}: {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum}, got {value}")
     return value
+
+
+def _redis_url(env: Mapping[str, str]) -> str:
+    url = env.get("BUCKETBRIDGE_REDIS_URL") or DEFAULT_REDIS_URL
+    if not url.startswith(_REDIS_SCHEMES):
+        raise ConfigError(f"invalid BUCKETBRIDGE_REDIS_URL {url!r}: use redis://host:port/db, "
+                          "rediss://… or unix://…")
+    return url
 
 
 @dataclass(frozen=True)
@@ -41,14 +53,14 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         return cls(
-            redis_url=env.get("BUCKETBRIDGE_REDIS_URL") or DEFAULT_REDIS_URL,
+            redis_url=_redis_url(env),
             store_bucket=env.get("BUCKETBRIDGE_STORE_BUCKET") or DEFAULT_STORE_BUCKET,
             import_budget_s=_int(env, "BUCKETBRIDGE_IMPORT_BUDGET_S", 300),
             export_budget_s=_int(env, "BUCKETBRIDGE_EXPORT_BUDGET_S", 300),
             scan_interval_s=_int(env, "BUCKETBRIDGE_SCAN_INTERVAL_S", 3600),
             export_interval_s=_int(env, "BUCKETBRIDGE_EXPORT_INTERVAL_S", 7200),
             export_lookback_days=_int(env, "BUCKETBRIDGE_EXPORT_LOOKBACK_DAYS", 183),
-            metrics_port=_int(env, "BUCKETBRIDGE_METRICS_PORT", 9191, minimum=0),
+            metrics_port=_int(env, "BUCKETBRIDGE_METRICS_PORT", 9191, minimum=0, maximum=65535),
             s3_endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
         )
 

@@ -110,8 +110,7 @@ def multiprocess_exposition(tmp_path: Path) -> str:
     return result.stdout
 
 
-@pytest.fixture
-def promtool() -> str:
+def require_promtool() -> str:
     path = shutil.which("promtool")
     if path is None:
         if os.environ.get("BUCKETBRIDGE_SKIP_PROMTOOL") == "1":
@@ -147,6 +146,8 @@ def test_every_metric_is_exposed_with_its_type_and_help() -> None:
 
 
 def test_names_have_the_prefix_and_their_unit_suffix(exposition: str) -> None:
+    # Given the exposition of every metric
+    # When its declared names are read
     types = declared_types(exposition)
     assert types, "nothing exposed"
     for name, kind in types.items():
@@ -165,6 +166,7 @@ def test_names_have_the_prefix_and_their_unit_suffix(exposition: str) -> None:
 
 
 def test_every_sample_belongs_to_a_family_by_the_standard_suffixes(exposition: str) -> None:
+    # Given the declared families and the sample names each may use
     types = declared_types(exposition)
     allowed: set[str] = set()
     for name, kind in types.items():
@@ -175,10 +177,12 @@ def test_every_sample_belongs_to_a_family_by_the_standard_suffixes(exposition: s
         created = created_name(name, kind)
         if created:
             allowed.add(created)
+    # Then no sample goes by another name
     assert sample_names(exposition) - allowed == set()
 
 
-def test_promtool_accepts_the_exposition(promtool: str, exposition: str) -> None:
+def test_promtool_accepts_the_exposition(exposition: str) -> None:
+    promtool = require_promtool()
     # When promtool lints a process's exposition
     result = promtool_check(promtool, exposition)
     # Then it has nothing to say
@@ -186,7 +190,8 @@ def test_promtool_accepts_the_exposition(promtool: str, exposition: str) -> None
 
 
 def test_promtool_accepts_the_worker_pods_multiprocess_exposition(
-        promtool: str, multiprocess_exposition: str) -> None:
+        multiprocess_exposition: str) -> None:
+    promtool = require_promtool()
     # Given what a worker pod serves (multiprocess mode), with every metric touched
     assert set(declared_types(multiprocess_exposition)) == {
         exposed_name(m) for m in metric_objects(Metrics()).values()}
