@@ -14,7 +14,7 @@ from typing import Any
 import dramatiq
 
 from shared.clock import iso_utc
-from shared.errors import BucketError, PreconditionFailed, RetryableError, SiteNotFound
+from shared.errors import BucketError, PreconditionFailed, RetryableError
 from shared.exporter import Destination, Exporter, ExportResult
 from shared.exportformat import lookback_start, resolve_cutoff
 from shared.messages import export_message
@@ -44,11 +44,8 @@ class ExportJob(LeasedJob):
     def _run(self, site_id: str, cutoff: str | None, first: int | None, last: int | None,
              status_only: bool) -> str:
         svc = self.services
-        try:
-            site = svc.sites.get(site_id)
-        except SiteNotFound:
-            logger.warning("site=%s export for an unknown site ignored", site_id)
-            svc.metrics.job_errors.labels(self.job, "SiteNotFound").inc()
+        site = self.load_site(site_id)
+        if site is None:
             return "unknown_site"
         if site.paused or not site.exports:
             logger.info("site=%s paused or without export bucket; export skipped", site_id)

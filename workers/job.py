@@ -7,9 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.clock import iso_utc
-from shared.errors import RetryableError
+from shared.errors import RetryableError, SiteNotFound
 from shared.lease import Lease
 from shared.services import Services
+from shared.sites import SiteConfig
 from shared.status import JobStatus
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,16 @@ class LeasedJob:
         finally:
             svc.metrics.job_duration.labels(self.job, outcome).observe(
                 svc.clock.monotonic_s() - started)
+
+    def load_site(self, site_id: str) -> SiteConfig | None:
+        """The site's configuration, or ``None`` (counted) for a site that no longer exists:
+        its message is acked, there is nothing to retry."""
+        try:
+            return self.services.sites.get(site_id)
+        except SiteNotFound:
+            logger.warning("site=%s %s for an unknown site ignored", site_id, self.job)
+            self.services.metrics.job_errors.labels(self.job, "SiteNotFound").inc()
+            return None
 
     def take_lease(self, site_id: str) -> Lease | None:
         """The site's lease, or ``None`` (counted) when another worker holds it."""

@@ -10,7 +10,7 @@ import dramatiq
 from dramatiq.errors import DramatiqError
 from redis.exceptions import RedisError
 
-from shared.errors import BucketError, RetryableError, SiteNotFound
+from shared.errors import BucketError, RetryableError
 from shared.importer import Importer, ScanResult
 from shared.messages import export_message
 from shared.revisions import RevisionExists
@@ -42,11 +42,8 @@ class ScanJob(LeasedJob):
 
     def _run(self, site_id: str) -> str:
         svc = self.services
-        try:
-            site = svc.sites.get(site_id)
-        except SiteNotFound:
-            logger.warning("site=%s scan for an unknown site ignored", site_id)
-            svc.metrics.job_errors.labels(self.job, "SiteNotFound").inc()
+        site = self.load_site(site_id)
+        if site is None:
             return "unknown_site"
         if site.paused:
             logger.info("site=%s paused; scan skipped", site_id)
