@@ -1,0 +1,70 @@
+# One image for every role of the fleet: `bucketbridge worker`, `bucketbridge scheduler` and the
+# operator CLI (`bucketbridge sites …`, `enqueue …`, `status …`).
+#
+# BASE_IMAGE is any Debian-based image with Python >= 3.11 and the venv module, e.g. the
+# default python:3.11-slim-bookworm, or the Debian bookworm base that scripts/build-image makes
+# with debootstrap where no registry image can be pulled.  Both stages use the same base, so the
+# virtual environment's interpreter link (python3 on PATH: /usr/local/bin in python:*-slim,
+# /usr/bin in Debian) is valid in the final stage.
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+
+# ---- builder: build the wheel, install it with its dependencies into /opt/bucketbridge --------
+FROM ${BASE_IMAGE} AS builder
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_PROGRESS_BAR=off \
+    PIP_ROOT_USER_ACTION=ignore \
+    PYTHONDONTWRITEBYTECODE=1
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY shared ./shared
+COPY workers ./workers
+COPY producers ./producers
+
+# The base has no compiler: dependencies come as binary wheels (--prefer-binary), and one that
+# would need compiling fails here rather than pulling a toolchain into the image.
+# The optional build secret "build-ca" is a CA bundle for pip to trust, for builds behind a
+# TLS-intercepting proxy (`--secret id=build-ca,src=FILE`); it never lands in a layer.
+RUN --mount=type=secret,id=build-ca,target=/run/secrets/build-ca \
+    if [ -s /run/secrets/build-ca ]; then export PIP_CERT=/run/secrets/build-ca; fi \
+ && python3 -m venv /opt/bucketbridge \
+ && /opt/bucketbridge/bin/python -m pip wheel --no-deps --wheel-dir /dist . \
+ && /opt/bucketbridge/bin/python -m pip install --prefer-binary /dist/bucketbridge-*.whl \
+ && /opt/bucketbridge/bin/bucketbridge --help >/dev/null
+
+# ---- final: the virtual environment on the bare base, run as a fixed non-root UID -------------
+FROM ${BASE_IMAGE}
+
+ARG APP_UID=10001
+
+LABEL org.opencontainers.image.title="bucketbridge" \
+      org.opencontainers.image.description="Moves event data between the store and customers' S3 buckets: worker, scheduler and operator CLI."
+
+# /run/bucketbridge/metrics is where the worker pods keep prometheus-client's per-process files
+# (k8s/base/worker-deployment.yaml sets PROMETHEUS_MULTIPROC_DIR to it, on an emptyDir because
+# the root filesystem is read-only; `bucketbridge worker` empties it at start).  It is NOT set
+# here for every process: prometheus-client switches to multiprocess mode whenever the variable
+# exists, which would make the scheduler and every CLI command write per-process files too.
+# Without it, `bucketbridge worker` uses $TMPDIR/bucketbridge-metrics.
+RUN groupadd --gid "${APP_UID}" bucketbridge \
+ && useradd --uid "${APP_UID}" --gid "${APP_UID}" --no-create-home --no-log-init \
+            --home-dir /nonexistent --shell /usr/sbin/nologin bucketbridge \
+ && mkdir -p /run/bucketbridge/metrics \
+ && chown -R "${APP_UID}:${APP_UID}" /run/bucketbridge
+
+COPY --from=builder /opt/bucketbridge /opt/bucketbridge
+
+ENV PATH=/opt/bucketbridge/bin:${PATH} \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+USER ${APP_UID}:${APP_UID}
+WORKDIR /tmp
+EXPOSE 9191
+
+# Exec form, no shell: `bucketbridge worker` execs dramatiq, so dramatiq's parent process is
+# PID 1 and receives the pod's SIGTERM itself; the scheduler handles SIGTERM the same way.
+ENTRYPOINT ["bucketbridge"]
+CMD ["--help"]
