@@ -33,7 +33,7 @@ from producers.output import console as make_console
 from producers.scheduler import Scheduler
 from producers.sites_cmd import render_preview
 from producers.status_cmd import site_status, status_rows
-from shared.errors import RedisUnavailable
+from shared.errors import RedisUnavailable, UsageError
 from shared.importer import matching_files
 from shared.messages import export_message
 from shared.preview import preview_file
@@ -117,7 +117,11 @@ def _seed(s3: S3, bucket: str) -> None:
 @pass_app
 def demo(app: AppContext, keep_running: bool) -> None:
     """Run the whole flow on an embedded S3 endpoint, for a first look."""
-    from moto.server import ThreadedMotoServer
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        raise UsageError("bucketbridge demo needs its embedded S3 endpoint: "
+                         "pip install 'bucketbridge[demo]'") from None
 
     console = make_console()
     for name, value in (("AWS_ACCESS_KEY_ID", "demo"), ("AWS_SECRET_ACCESS_KEY", "demo"),
