@@ -18,7 +18,7 @@ from prometheus_client import (
 DURATION_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 900)
 
 SITE = "site"
-JOB = "job"
+JOB = "job_kind"  # not "job": Prometheus gives that name to the scrape job
 
 
 class Metrics:

@@ -42,7 +42,8 @@ class MessageMetrics(Middleware):
     after_skip_message = after_process_message
 
     def after_enqueue(self, broker: Any, message: Any, delay: int | None) -> None:
-        if "retries" in message.options:
+        # A retry is enqueued twice: with its delay, then again when it falls due.
+        if delay is not None and "retries" in message.options:
             self.metrics.message_retries.labels(*self._labels(message)).inc()
 
     def after_worker_shutdown(self, broker: Any, worker: Any) -> None:
