@@ -57,12 +57,13 @@ def _register() -> None:
     from producers.dlq_cmd import dlq
     from producers.drain_cmd import drain
     from producers.enqueue_cmd import enqueue
+    from producers.files_cmd import files
     from producers.scheduler_cmd import scheduler
     from producers.sites_cmd import sites
     from producers.status_cmd import status
     from producers.worker_cmd import worker
 
-    for command in (sites, enqueue, scheduler, worker, drain, status, dlq, demo):
+    for command in (sites, enqueue, scheduler, worker, drain, status, dlq, files, demo):
         cli.add_command(command)
 
 

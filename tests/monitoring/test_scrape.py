@@ -293,7 +293,8 @@ def _assert_message_and_job_metrics(w: Scrape, sched: Scrape, scans_sent: int) -
     assert exports >= 4
     assert w.total("bucketbridge_job_duration_seconds_count", job_kind="export") == exports
     # the scheduler: one scan per active site, one export per site with exports
-    assert sched.by("bucketbridge_scheduler_published_total", "job_kind") == {"scan": 2, "export": 2}
+    assert sched.by("bucketbridge_scheduler_published_total", "job_kind") == {
+        "scan": 2, "export": 2}
     assert 0 < time.time() - sched.total("bucketbridge_scheduler_last_tick_timestamp_seconds") \
         < 60
     assert sched.by("bucketbridge_queue_messages", "queue_name", state="dead") == {

@@ -77,7 +77,8 @@ def test_busy_export_lease_acks_without_work(services: Services, site: SiteConfi
     assert holder.acquire()
     try:
         assert export_job(services, [])("acme") == "busy"
-        assert sample(services, "bucketbridge_lease_busy_total", job_kind="export", site="acme") == 1
+        assert sample(services, "bucketbridge_lease_busy_total", job_kind="export",
+                      site="acme") == 1
     finally:
         holder.release()
 
