@@ -1,53 +1,73 @@
-"""Disposable hints kept in Redis.  Losing them costs a few extra S3 requests, nothing else."""
+"""Disposable hints kept in Redis.  Losing them costs a few extra S3 requests, nothing else.
+
+Every hint is a fact about immutable revisions ("revision n exists", "revision c came from the
+CSV import and c+1..m did not"), so a hint can be old but never wrong for the store it names;
+keys name the store bucket, so deployments sharing a Redis never see each other's hints.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import TypeVar
 
 import redis
 from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 
 class RevisionTailCache:
-    """The highest revision number known to exist per site, so finding the tail lists little.
-
-    Keys name the store bucket too: deployments sharing a Redis never see each other's hints.
-    """
-
     def __init__(self, client: redis.Redis | None, store_bucket: str = "") -> None:
         self.client = client
         self.store_bucket = store_bucket
 
-    def _key(self, site: str) -> str:
-        return f"bucketbridge:cache:revision-tail:{self.store_bucket}:{site}"
+    def _key(self, kind: str, site: str) -> str:
+        return f"bucketbridge:cache:{kind}:{self.store_bucket}:{site}"
 
-    def forget(self, site: str) -> None:
+    def _call(self, site: str, default: T, op: Callable[[redis.Redis], T]) -> T:
         if self.client is None:
-            return
+            return default
         try:
-            self.client.delete(self._key(site))
+            return op(self.client)
         except RedisError as exc:
             logger.warning("site=%s revision cache unavailable: %s", site, exc)
+            return default
+
+    # -- the highest revision number known to exist ----------------------------------------
 
     def get(self, site: str) -> int:
-        if self.client is None:
-            return 0
-        try:
-            raw = self.client.get(self._key(site))
-        except RedisError as exc:
-            logger.warning("site=%s revision cache unavailable: %s", site, exc)
-            return 0
+        raw = self._call(site, None, lambda c: c.get(self._key("revision-tail", site)))
         try:
             return int(raw) if raw is not None else 0
         except ValueError:
             return 0
 
     def put(self, site: str, number: int) -> None:
-        if self.client is None:
-            return
+        self._call(site, None, lambda c: c.set(self._key("revision-tail", site), number))
+
+    def forget(self, site: str) -> None:
+        self._call(site, None, lambda c: c.delete(self._key("revision-tail", site)))
+
+    # -- the import cursor: (cursor, checked) ----------------------------------------------
+
+    def get_cursor(self, site: str) -> tuple[int, int] | None:
+        """``(cursor, checked)``: revision ``cursor`` came from the CSV import (0: none did)
+        and revisions ``cursor+1..checked`` did not."""
+        raw = self._call(site, None, lambda c: c.get(self._key("import-cursor", site)))
+        if not isinstance(raw, bytes):
+            return None
         try:
-            self.client.set(self._key(site), number)
-        except RedisError as exc:
-            logger.warning("site=%s revision cache unavailable: %s", site, exc)
+            cursor, checked = (int(x) for x in raw.split(b":"))
+        except ValueError:
+            return None
+        return cursor, checked
+
+    def put_cursor(self, site: str, cursor: int, checked: int) -> None:
+        self._call(site, None, lambda c: c.set(self._key("import-cursor", site),
+                                               f"{cursor}:{checked}"))
+
+    def forget_cursor(self, site: str) -> None:
+        self._call(site, None, lambda c: c.delete(self._key("import-cursor", site)))

@@ -82,14 +82,37 @@ class Importer:
 
     def latest(self, site: str) -> tuple[int, tuple[RevisionMeta, ObjectInfo] | None]:
         """The highest revision number, and the cursor: the newest revision that came from the
-        recurring CSV import (revisions from other sources, such as a reimport of export files,
-        may sit above it; they are rare, so walking back over them is cheap)."""
+        recurring CSV import.  Revisions from other sources (a reimport of export files) may
+        sit above it; what was learnt about them is cached, and since revisions never change,
+        each one is looked at once even after a reimport of thousands."""
         number = self.store.latest_number(site, hint=self.tail_cache.get(site))
         if number:
             self.tail_cache.put(site, number)
+        known = self.tail_cache.get_cursor(site)
+        floor = known[1] if known and known[1] <= number else 0
+        for candidate in range(number, floor, -1):
+            head = self.store.head(site, candidate)
+            if head is not None and head[0].source == CSV_SOURCE:
+                self.tail_cache.put_cursor(site, candidate, number)
+                return number, head
+        if known and floor and known[0]:
+            head = self.store.head(site, known[0])
+            if head is not None and head[0].source == CSV_SOURCE:
+                self.tail_cache.put_cursor(site, known[0], number)
+                return number, head
+            return self._walk_back(site, number)
+        if number:
+            self.tail_cache.put_cursor(site, 0, number)
+        return number, None
+
+    def _walk_back(self, site: str, number: int
+                   ) -> tuple[int, tuple[RevisionMeta, ObjectInfo] | None]:
+        """The cached cursor did not hold (a store that was replaced): look at everything."""
+        self.tail_cache.forget_cursor(site)
         for candidate in range(number, 0, -1):
             head = self.store.head(site, candidate)
             if head is not None and head[0].source == CSV_SOURCE:
+                self.tail_cache.put_cursor(site, candidate, number)
                 return number, head
         return number, None
 

@@ -74,3 +74,35 @@ def test_budget_stops_with_progress_committed_and_next_scan_resumes(
     meta = RevisionMeta.from_metadata(
         s3.head(services.settings.store_bucket, revision_key("acme", 1)).metadata)  # type: ignore[union-attr]
     assert meta.source_key == "accounts.csv" and meta.record_start == 1
+
+
+def test_cursor_is_found_below_other_revisions_and_cached(
+        s3: S3, services: Services, site: SiteConfig) -> None:
+    # Given a CSV revision, then 30 revisions from another source above it
+    s3.put(site.import_bucket, "accounts.csv", b"Identity,Timestamp,Event\na,1,E\n")
+    imp = importer(services)
+    imp.scan(site, s3, budget_s=30)
+    first = services.store.head("acme", 1)
+    assert first is not None
+    for n in range(2, 32):
+        meta = RevisionMeta(**{**first[0].__dict__, "number": n, "source": "reimport"})
+        services.store.write("acme", meta, b'{"_p":"x"}\n')
+    heads: list[str] = []
+    real_head = services.store.s3.head
+
+    def counting_head(bucket: str, key: str):  # type: ignore[no-untyped-def]
+        heads.append(key)
+        return real_head(bucket, key)
+
+    services.store.s3.head = counting_head  # type: ignore[method-assign]
+    # When the cursor is looked up twice
+    number, cursor = imp.latest("acme")
+    walked = len(heads)
+    heads.clear()
+    again, cursor_again = imp.latest("acme")
+    # Then it is the CSV revision, found by walking back once, then from the cache
+    assert number == again == 31
+    assert cursor is not None and cursor[0].number == 1 and cursor[0].source == "csv"
+    assert cursor_again is not None and cursor_again[0].number == 1
+    assert walked >= 31
+    assert len(heads) <= 2  # the tail hint and the cached cursor
