@@ -37,7 +37,9 @@ from shared.sites import SiteConfig
 
 logger = logging.getLogger(__name__)
 
-COMMIT_EVERY_REVISIONS = 100
+# The ledger is rewritten whole at each commit: commit on a clock, not per revision, so a long
+# history costs a few rewrites per run; a crash re-copies at most this much work.
+COMMIT_EVERY_S = 15.0
 
 
 @dataclass
@@ -94,6 +96,7 @@ class Exporter:
         total = self.store.latest_number(sid, hint=self.tail_cache.get(sid))
         pending: list[IndexRow] = []
         position = ledger.position
+        last_commit_s = self.clock.monotonic_s()
         expected = position + 1
         for info in self.store.numbers(sid, after=position):
             number = revision_number(info.key)
@@ -118,13 +121,13 @@ class Exporter:
                 result.exported.append(number)
             position = expected
             expected += 1
-            if len(pending) >= COMMIT_EVERY_REVISIONS:
-                ledger = self._commit(sid, ledger, position, pending, dest, total)
+            if pending and self.clock.monotonic_s() - last_commit_s >= COMMIT_EVERY_S:
+                ledger = self._commit(sid, ledger, position, pending)
                 pending = []
+                last_commit_s = self.clock.monotonic_s()
         if position != ledger.position or pending:
-            ledger = self._commit(sid, ledger, position, pending, dest, total)
-        else:
-            self._publish(sid, ledger, dest, total)
+            ledger = self._commit(sid, ledger, position, pending)
+        self._publish(sid, ledger, dest, total)
         result.position = ledger.position
         result.total_revisions = max(total, ledger.position)
         self._observe(sid, result)
@@ -213,14 +216,12 @@ class Exporter:
                      target)
         return True
 
-    def _commit(self, site: str, ledger: Ledger, position: int, rows: list[IndexRow],
-                dest: Destination, total: int) -> Ledger:
-        ledger = self.ledger.commit(site, ledger, position, rows, iso_utc(self.clock.now_s()))
-        self._publish(site, ledger, dest, total)
-        return ledger
+    def _commit(self, site: str, ledger: Ledger, position: int, rows: list[IndexRow]) -> Ledger:
+        return self.ledger.commit(site, ledger, position, rows, iso_utc(self.clock.now_s()))
 
     def _publish(self, site: str, ledger: Ledger, dest: Destination, total: int) -> None:
-        """index.csv, then status.csv: both from the ledger, after the files they name."""
+        """index.csv, then status.csv: both from the committed ledger, so after the files
+        they name; once per run."""
         dest.s3.put(dest.bucket, export_key(dest.prefix, "index.csv"), format_index(ledger.rows),
                     content_type="text/csv")
         dest.s3.put(dest.bucket, export_key(dest.prefix, "status.csv"),
