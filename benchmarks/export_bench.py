@@ -21,21 +21,20 @@ import time
 from dataclasses import replace
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
 
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from import_bench import MotoServer, _timed, run_in_child  # noqa: E402
+from import_bench import MotoServer, _timed, run_in_child
 
-from shared.cache import RevisionTailCache  # noqa: E402
-from shared.clock import SystemClock, iso_utc  # noqa: E402
-from shared.exporter import Destination, Exporter  # noqa: E402
-from shared.exportledger import ExportLedger, ledger_key  # noqa: E402
-from shared.metrics import Metrics  # noqa: E402
-from shared.revisions import EventStore, RevisionMeta  # noqa: E402
-from shared.s3 import S3, make_client  # noqa: E402
-from shared.sites import SiteConfig  # noqa: E402
+from shared.cache import RevisionTailCache
+from shared.clock import SystemClock, iso_utc
+from shared.exporter import Destination, Exporter
+from shared.exportledger import ExportLedger, ledger_key
+from shared.metrics import Metrics
+from shared.revisions import EventStore, RevisionMeta
+from shared.s3 import S3, make_client
+from shared.sites import SiteConfig
 
 STORE = "bench-store"
 SITE = "bench"
