@@ -23,6 +23,7 @@ from shared.filematch import (
     is_gzip_key,
     row_report_key,
 )
+from shared.filerecords import CLOSED, FileEnd, FileRecords
 from shared.importfile import FileImport, FilePosition, Limits, Reject, format_rejects
 from shared.metrics import Metrics
 from shared.revisions import CSV_SOURCE, EventStore, RevisionMeta
@@ -75,6 +76,7 @@ class Importer:
     def __init__(self, store: EventStore, tail_cache: RevisionTailCache, clock: Clock,
                  metrics: Metrics, limits: Limits | None = None) -> None:
         self.store = store
+        self.records = FileRecords(store)
         self.tail_cache = tail_cache
         self.clock = clock
         self.metrics = metrics
@@ -127,31 +129,7 @@ class Importer:
         files = matching_files(s3, site)
         result = ScanResult()
         latest, cursor = self.latest(sid)
-        resume: FilePosition | None = None
-        if cursor is not None:
-            meta, rev_info = cursor
-            current = next((f for f in files if f.key == meta.source_key), None)
-            if not meta.file_done and self.store.is_closed(sid, meta.number):
-                pass  # that file was closed already: a key of the same name is a new file
-            elif not meta.file_done:
-                if current is None:
-                    self._note_removed(site, s3, meta, result)
-                elif current.etag != meta.source_etag:
-                    self._fail(site, s3, current, "file changed while it was being imported "
-                               f"(records 1..{meta.record_end} of the earlier version were "
-                               f"imported, up to revision {meta.number})", result, meta)
-                    files.remove(current)
-                else:
-                    resume = FilePosition.after(meta, is_gzip_key(current.key))
-                    files.remove(current)
-                    files.insert(0, current)
-            elif current is not None and current.etag == meta.source_etag and (
-                    current.last_modified is None or rev_info.last_modified is None
-                    or current.last_modified <= rev_info.last_modified):
-                # Finished but not moved: the process died between commit and move.
-                self._complete(site, s3, current, meta.file_first_revision, meta.number, [],
-                               parse_iso_utc(meta.written_at), result)
-                files.remove(current)
+        resume = self._recover(site, s3, files, cursor, result) if cursor else None
 
         for info in files:
             if self.clock.monotonic_s() >= deadline or should_stop():
@@ -197,13 +175,50 @@ class Importer:
             self.metrics.budget_exhausted.labels("scan", sid).inc()
         return result
 
+    def _recover(self, site: SiteConfig, s3: S3, files: list[ObjectInfo],
+                 cursor: tuple[RevisionMeta, ObjectInfo], result: ScanResult,
+                 ) -> FilePosition | None:
+        """Finish what the last run left: a file half imported (returned, to resume first,
+        and moved to the front of ``files``), finished but not moved, or changed or removed
+        before its end."""
+        meta, rev_info = cursor
+        sid = site.site_id
+        current = next((f for f in files if f.key == meta.source_key), None)
+        done_at = meta.written_at if meta.file_done else None
+        if done_at is None:
+            end = self.records.end_of(sid, meta.number)
+            if end is not None and end.how == CLOSED:
+                return None  # that file was closed: a key of the same name is a new file
+            done_at = end.at if end is not None else None
+        if done_at is None:
+            if current is None:
+                self._note_removed(site, s3, meta, result)
+            elif current.etag != meta.source_etag:
+                self._fail(site, s3, current, "file changed while it was being imported "
+                           f"(records 1..{meta.record_end} of the earlier version were "
+                           f"imported, up to revision {meta.number})", result, meta)
+                files.remove(current)
+            else:
+                files.remove(current)
+                files.insert(0, current)
+                return FilePosition.after(meta, is_gzip_key(current.key))
+        elif current is not None and current.etag == meta.source_etag and (
+                current.last_modified is None or rev_info.last_modified is None
+                or current.last_modified <= rev_info.last_modified):
+            # Finished but not moved: the process died between commit and move.
+            self._complete(site, s3, current, meta.file_first_revision, meta.number, [],
+                           parse_iso_utc(done_at), result)
+            files.remove(current)
+        return None
+
     def _complete(self, site: SiteConfig, s3: S3, info: ObjectInfo, first_revision: int | None,
                   last_revision: int, tail_rejects: list[Reject], completed_at_s: float,
                   result: ScanResult) -> None:
         """Write the bad-row report, then move the file to ``completed_imports/``."""
         bucket = site.import_bucket
         dest = _free_destination(s3, bucket, completed_key(info.key, completed_at_s), info.etag)
-        stored = b"".join(self.store.read_rejects(site.site_id, first_revision, last_revision)) \
+        stored = b"".join(self.records.read_rejects(site.site_id, first_revision,
+                                                    last_revision)) \
             if first_revision is not None else b""
         tail = format_rejects(tail_rejects, with_header=False)
         if stored or tail:
@@ -247,7 +262,8 @@ class Importer:
                                     "The file was deleted before it could be moved.\n")
         s3.put(bucket, failure_report_key(dest), report.encode("utf-8"), content_type="text/plain")
         if partial is not None:
-            self.store.mark_closed(site.site_id, partial.number, reason)
+            self.records.mark_end(site.site_id, partial.number,
+                                  FileEnd(CLOSED, iso_utc(now), reason))
         self.metrics.files_failed.labels(site.site_id).inc()
         result.files_failed.append((info.key, reason))
 
@@ -264,6 +280,6 @@ class Importer:
         logger.error("site=%s file=%s %s", site.site_id, meta.source_key, reason)
         s3.put(site.import_bucket, failure_report_key(dest), report.encode("utf-8"),
                content_type="text/plain")
-        self.store.mark_closed(site.site_id, meta.number, reason)
+        self.records.mark_end(site.site_id, meta.number, FileEnd(CLOSED, iso_utc(now), reason))
         self.metrics.files_failed.labels(site.site_id).inc()
         result.files_failed.append((meta.source_key, reason))

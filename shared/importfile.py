@@ -11,6 +11,7 @@ import csv
 import io
 import logging
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import orjson
@@ -19,9 +20,10 @@ from shared.clock import Clock, iso_utc
 from shared.csvformat import Columns, RowRejected, parse_header, row_to_line
 from shared.csvstream import MAX_LINE_BYTES, RecordReader, open_lines, read_header, skip_bytes
 from shared.errors import BadFile, ObjectMissing, PreconditionFailed
+from shared.filerecords import DONE, FileEnd, FileRecords
 from shared.metrics import Metrics
 from shared.revisions import CSV_SOURCE, EventStore, RevisionMeta
-from shared.s3 import S3
+from shared.s3 import S3, ObjectStream
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +49,14 @@ class FilePosition:
     next_record: int = 1
     next_line: int = 1
     first_revision: int | None = None  # the file's first revision, once it has one
+    revision: int | None = None  # the file's revision this position comes after
 
     @classmethod
     def after(cls, meta: RevisionMeta, gzipped: bool) -> FilePosition:
         return cls(key=meta.source_key, etag=meta.source_etag, gzipped=gzipped,
                    byte_start=meta.byte_end, next_record=meta.record_end + 1,
-                   next_line=meta.line_end + 1, first_revision=meta.file_first_revision)
+                   next_line=meta.line_end + 1, first_revision=meta.file_first_revision,
+                   revision=meta.number)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +106,7 @@ class FileImport:
                  metrics: Metrics, limits: Limits | None = None,
                  on_revision: Callable[[int], None] = lambda _n: None) -> None:
         self.on_revision = on_revision
+        self.records = FileRecords(store)
         self.s3 = s3
         self.bucket = bucket
         self.store = store
@@ -110,16 +115,22 @@ class FileImport:
         self.metrics = metrics
         self.limits = limits or Limits()
 
-    def _open(self, pos: FilePosition) -> tuple[Columns, RecordReader]:
+    def _open(self, pos: FilePosition, streams: ExitStack) -> tuple[Columns, RecordReader]:
+        """The header's columns and a reader positioned at ``pos``; every stream opened is
+        closed by ``streams``, also when the run stops before the end of the file."""
+
+        def stream(start_byte: int = 0, end_byte: int | None = None) -> ObjectStream:
+            return streams.enter_context(self.s3.open(
+                self.bucket, pos.key, if_match=pos.etag, start_byte=start_byte,
+                end_byte=end_byte))
+
         try:
             if pos.byte_start == 0:
-                file = open_lines(self.s3.open(self.bucket, pos.key, if_match=pos.etag),
-                                  gzipped=pos.gzipped)
+                file = open_lines(stream(), gzipped=pos.gzipped)
                 reader = RecordReader(file)
                 return parse_header(read_header(reader).cells or []), reader
             head_file = open_lines(
-                self.s3.open(self.bucket, pos.key, if_match=pos.etag,
-                             end_byte=None if pos.gzipped else 2 * MAX_LINE_BYTES),
+                stream(end_byte=None if pos.gzipped else 2 * MAX_LINE_BYTES),
                 gzipped=pos.gzipped)
             header = read_header(RecordReader(head_file))
             columns = parse_header(header.cells or [])
@@ -127,8 +138,7 @@ class FileImport:
                 skip_bytes(head_file, pos.byte_start - header.end_byte)
                 file = head_file
             else:
-                file = open_lines(self.s3.open(self.bucket, pos.key, if_match=pos.etag,
-                                               start_byte=pos.byte_start), gzipped=False)
+                file = open_lines(stream(start_byte=pos.byte_start), gzipped=False)
             reader = RecordReader(file, start_byte=pos.byte_start, start_line=pos.next_line,
                                   start_record=pos.next_record)
             return columns, reader
@@ -146,7 +156,12 @@ class FileImport:
         with every converted row committed.  Raises ``BadFile`` if the file is unusable and
         ``RevisionExists`` if another writer got ahead (the caller must stop).
         """
-        columns, reader = self._open(pos)
+        with ExitStack() as streams:
+            return self._run(pos, last_revision, deadline_mono_s, should_stop, streams)
+
+    def _run(self, pos: FilePosition, last_revision: int, deadline_mono_s: float,
+             should_stop: Callable[[], bool], streams: ExitStack) -> FileOutcome:
+        columns, reader = self._open(pos, streams)
         outcome = FileOutcome(done=False, last_revision=last_revision,
                               first_revision=pos.first_revision)
         batch = _Batch(record_start=pos.next_record, byte_start=pos.byte_start)
@@ -154,14 +169,20 @@ class FileImport:
         max_events = self.limits.max_events_per_revision
         max_bytes = self.limits.max_revision_bytes
         since_check = 0
-        end_byte, end_line, end_record = pos.byte_start, pos.next_line - 1, pos.next_record - 1
         read = reader.read
+        # A full batch waits for the next record: only then is it known whether the file goes
+        # on, so the revision that ends a file always says so.
+        full_at: tuple[int, int, int] | None = None
         try:
             while True:
                 try:
                     cells = read()
                 except StopIteration:
                     break
+                if full_at is not None:
+                    self._commit(batch, pos, outcome, *full_at, file_done=False)
+                    batch = _Batch(record_start=full_at[2] + 1, byte_start=full_at[0])
+                    full_at = None
                 if cells is None:
                     batch.rejects.append(Reject(reader.number, reader.line,
                                                 reader.error_code or "malformed",
@@ -187,25 +208,30 @@ class FileImport:
                 since_check += 1
                 if full or since_check >= _CHECK_EVERY_RECORDS:
                     since_check = 0
-                    end_byte, end_line, end_record = (reader.position_bytes, reader.end_line,
-                                                      reader.number)
-                    out_of_time = (self.clock.monotonic_s() >= deadline_mono_s or should_stop())
-                    if full or (out_of_time and batch.events):
-                        self._commit(batch, pos, outcome, end_byte, end_line, end_record,
-                                     file_done=False)
-                        batch = _Batch(record_start=end_record + 1, byte_start=end_byte)
-                    if out_of_time:
+                    here = (reader.position_bytes, reader.end_line, reader.number)
+                    if self.clock.monotonic_s() >= deadline_mono_s or should_stop():
+                        if batch.events:
+                            self._commit(batch, pos, outcome, *here, file_done=False)
+                            batch = _Batch(record_start=here[2] + 1, byte_start=here[0])
                         outcome.rejects_uncommitted = batch.rejects
                         return outcome
-            end_byte, end_line, end_record = reader.position_bytes, reader.end_line, reader.number
+                    if full:
+                        full_at = here
         finally:
             self.metrics.bytes_read.labels(self.site).inc(
                 max(0, reader.position_bytes - pos.byte_start))
         outcome.done = True
         if batch.events:
-            self._commit(batch, pos, outcome, end_byte, end_line, end_record, file_done=True)
+            self._commit(batch, pos, outcome, reader.position_bytes, reader.end_line,
+                         reader.number, file_done=True)
         else:
             outcome.rejects_uncommitted = batch.rejects
+            last_of_file = outcome.position.revision if outcome.position else pos.revision
+            if last_of_file is not None:
+                # No revision can say "done" here (a run stopped on the last record, or only
+                # bad records followed it): the marker says it for the file's last revision.
+                self.records.mark_end(self.site, last_of_file,
+                                      FileEnd(DONE, iso_utc(self.clock.now_s())))
         self._count_rejects(outcome.rejects_uncommitted)
         return outcome
 
@@ -224,8 +250,9 @@ class FileImport:
             byte_start=batch.byte_start, byte_end=end_byte, line_end=end_line,
             rejected=len(batch.rejects), file_done=file_done, file_first_revision=first)
         if batch.rejects:
-            # Written before the revision: if we die in between, the retry rewrites it.
-            self.store.write_rejects(self.site, number, format_rejects(batch.rejects, False))
+            # Before the revision; keyed by its range, so one that loses is never read.
+            self.records.write_rejects(self.site, number, end_record,
+                                       format_rejects(batch.rejects, False))
         self.store.write(self.site, meta, batch.body)
         logger.info("site=%s file=%s revision=%d events=%d records=%d..%d", self.site, pos.key,
                     number, batch.events, batch.record_start, end_record)

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from urllib.parse import quote, unquote
 
-from shared.errors import ObjectMissing, PermanentError, PreconditionFailed
+from shared.errors import PermanentError, PreconditionFailed
 from shared.s3 import S3, ObjectInfo, ObjectStream
 
 logger = logging.getLogger(__name__)
@@ -43,15 +43,6 @@ def revisions_prefix(site: str) -> str:
 
 def revision_key(site: str, number: int) -> str:
     return f"{revisions_prefix(site)}{number:012d}.json"
-
-
-def rejects_key(site: str, number: int) -> str:
-    """Bad rows met in the source range of revision ``number`` (only when there were any)."""
-    return f"sites/{site}/rejects/{number:012d}.csv"
-
-
-def closed_key(site: str, number: int) -> str:
-    return f"sites/{site}/closed/{number:012d}.txt"
 
 
 def revision_number(key: str) -> int | None:
@@ -161,28 +152,3 @@ class EventStore:
 
     def open(self, site: str, number: int) -> ObjectStream:
         return self.s3.open(self.bucket, revision_key(site, number))
-
-    def read_rejects(self, site: str, first: int, last: int) -> Iterator[bytes]:
-        """The stored bad-row reports of revisions ``first..last``, in order."""
-        prefix = f"sites/{site}/rejects/"
-        start = rejects_key(site, first - 1) if first > 1 else ""
-        for info in self.s3.list(self.bucket, prefix, start_after=start):
-            name = info.key.rpartition("/")[2].removesuffix(".csv")
-            if not name.isdigit() or int(name) > last:
-                break
-            try:
-                yield self.s3.read_bytes(self.bucket, info.key)
-            except ObjectMissing:
-                continue
-
-    def write_rejects(self, site: str, number: int, body: bytes) -> None:
-        self.s3.put(self.bucket, rejects_key(site, number), body, content_type="text/csv")
-
-    def mark_closed(self, site: str, number: int, reason: str) -> None:
-        """Record that the source file whose import reached revision ``number`` will not go on
-        (it failed, or it was removed before it was finished)."""
-        self.s3.put(self.bucket, closed_key(site, number), reason.encode("utf-8"),
-                    content_type="text/plain")
-
-    def is_closed(self, site: str, number: int) -> bool:
-        return self.s3.head(self.bucket, closed_key(site, number)) is not None

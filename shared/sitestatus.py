@@ -6,6 +6,7 @@ from typing import Any
 
 from shared.errors import BucketbridgeError
 from shared.exportledger import ExportLedger
+from shared.filerecords import FileRecords
 from shared.importer import matching_files
 from shared.services import Services
 from shared.sites import SiteConfig
@@ -33,8 +34,8 @@ def import_status(svc: Services, site: SiteConfig) -> dict[str, Any]:
         meta, _ = head
         in_progress = next((f for f in files if f.key == meta.source_key
                             and f.etag == meta.source_etag), None)
-        if in_progress and not meta.file_done and not svc.store.is_closed(site.site_id,
-                                                                          meta.number):
+        if in_progress and not meta.file_done and \
+                FileRecords(svc.store).end_of(site.site_id, meta.number) is None:
             out["current_file"] = meta.source_key
             out["next_record"] = meta.record_end + 1
             return out

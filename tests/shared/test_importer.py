@@ -106,3 +106,43 @@ def test_cursor_is_found_below_other_revisions_and_cached(
     assert cursor_again is not None and cursor_again[0].number == 1
     assert walked >= 31
     assert len(heads) <= 2  # the tail hint and the cached cursor
+
+
+@pytest.mark.parametrize("tail", ["", ",1700000009,bad\n,1700000010,bad\n"],
+                         ids=["ends-on-a-full-revision", "only-bad-rows-after-it"])
+def test_a_file_whose_last_revision_is_not_its_end_is_still_finished(
+        s3: S3, services: Services, site: SiteConfig, tail: str) -> None:
+    # Given a file whose good rows fill revisions exactly, maybe followed by bad rows only
+    rows = "".join(f"u{i},{1700000000 + i},E\n" for i in range(4))
+    s3.put(site.import_bucket, "accounts.csv", ("Identity,Timestamp,Event\n" + rows + tail)
+           .encode())
+    imp = importer(services, max_events_per_revision=2)
+    # When it is imported, and then scanned again
+    first = imp.scan(site, s3, budget_s=30)
+    again = imp.scan(site, s3, budget_s=30)
+    # Then it was completed once, nothing is reported failed later, and a new file of the same
+    # name is a new file, imported from its first row
+    assert first.files_completed == ["accounts.csv"] and again.files_failed == []
+    assert not [i.key for i in s3.list(site.import_bucket, "failed_imports/")]
+    s3.put(site.import_bucket, "accounts.csv", b"Identity,Timestamp,Event\nnew,1700000100,E\n")
+    third = imp.scan(site, s3, budget_s=30)
+    assert third.files_completed == ["accounts.csv"] and third.files_failed == []
+    lines = [line["_p"] for r in revisions(s3, services, "acme") for line in r]
+    assert lines == ["u0", "u1", "u2", "u3", "new"]
+
+
+def test_a_run_stopped_on_the_last_record_finishes_the_file_next_time(
+        s3: S3, services: Services, site: SiteConfig) -> None:
+    rows = "".join(f"u{i},{1700000000 + i},E\n" for i in range(2048))
+    s3.put(site.import_bucket, "accounts.csv", ("Identity,Timestamp,Event\n" + rows).encode())
+    imp = importer(services)
+    # Given a run that stops at its check on the file's last record (checks come every 2048)
+    stops = iter([False, True])
+    first = imp.scan(site, s3, budget_s=30, should_stop=lambda: next(stops, True))
+    assert first.outcome == "budget" and first.rows_imported == 2048
+    # When the next scan finds nothing left to read
+    second = imp.scan(site, s3, budget_s=30)
+    # Then the file is finished and moved, its rows imported exactly once
+    assert second.files_completed == ["accounts.csv"]
+    assert sum(len(r) for r in revisions(s3, services, "acme")) == 2048
+    assert imp.scan(site, s3, budget_s=30).files_failed == []
