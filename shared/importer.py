@@ -92,31 +92,23 @@ class Importer:
             self.tail_cache.put(site, number)
         known = self.tail_cache.get_cursor(site)
         floor = known[1] if known and known[1] <= number else 0
-        for candidate in range(number, floor, -1):
-            head = self.store.head(site, candidate)
-            if head is not None and head[0].source == CSV_SOURCE:
-                self.tail_cache.put_cursor(site, candidate, number)
-                return number, head
-        if known and floor and known[0]:
+        head = self._newest_csv(site, number, floor)
+        if head is None and known and floor and known[0]:
             head = self.store.head(site, known[0])
-            if head is not None and head[0].source == CSV_SOURCE:
-                self.tail_cache.put_cursor(site, known[0], number)
-                return number, head
-            return self._walk_back(site, number)
+            if head is None or head[0].source != CSV_SOURCE:
+                head = self._newest_csv(site, floor, 0)  # the hint does not hold: look at all
         if number:
-            self.tail_cache.put_cursor(site, 0, number)
-        return number, None
+            self.tail_cache.put_cursor(site, head[0].number if head else 0, number)
+        return number, head
 
-    def _walk_back(self, site: str, number: int
-                   ) -> tuple[int, tuple[RevisionMeta, ObjectInfo] | None]:
-        """The cached cursor did not hold (a store that was replaced): look at everything."""
-        self.tail_cache.forget_cursor(site)
-        for candidate in range(number, 0, -1):
+    def _newest_csv(self, site: str, top: int, floor: int
+                    ) -> tuple[RevisionMeta, ObjectInfo] | None:
+        """The newest CSV revision numbered in ``floor+1..top``."""
+        for candidate in range(top, floor, -1):
             head = self.store.head(site, candidate)
             if head is not None and head[0].source == CSV_SOURCE:
-                self.tail_cache.put_cursor(site, candidate, number)
-                return number, head
-        return number, None
+                return head
+        return None
 
     def scan(self, site: SiteConfig, s3: S3, budget_s: float,
              should_stop: Callable[[], bool] = lambda: False,
@@ -142,9 +134,7 @@ class Importer:
             try:
                 out = runner.run(pos, latest, deadline, should_stop)
             except BadFile as exc:
-                latest = self.store.latest_number(sid, hint=latest)
-                self.tail_cache.put(sid, latest)
-                _, cur = self.latest(sid)
+                latest, cur = self.latest(sid)  # the run may have committed revisions first
                 partial = cur[0] if cur and cur[0].source_key == info.key and not cur[0].file_done \
                     and cur[0].source_etag == info.etag else None
                 self._fail(site, s3, info, exc.reason, result, partial)
@@ -158,15 +148,11 @@ class Importer:
                 result.current_file = info.key
                 result.next_record = out.position.next_record if out.position else pos.next_record
                 break
-            completed_at = self.clock.now_s()
-            if out.position is None and pos.first_revision is None:
-                first = None  # the file produced no revision at all
-            else:
-                first = out.first_revision
-            self._complete(site, s3, info, first, latest, out.rejects_uncommitted, completed_at,
-                           result)
-        pending = [f for f in files if f.key not in result.files_completed
-                   and f.key not in {k for k, _ in result.files_failed}]
+            # out.first_revision is None when the file produced no revision at all
+            self._complete(site, s3, info, out.first_revision, latest, out.rejects_uncommitted,
+                           self.clock.now_s(), result)
+        handled = set(result.files_completed) | {k for k, _ in result.files_failed}
+        pending = [f for f in files if f.key not in handled]
         result.backlog_files = len(pending)
         result.backlog_bytes = sum(f.size_bytes for f in pending)
         self.metrics.backlog_files.labels(sid).set(result.backlog_files)
