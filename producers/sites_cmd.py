@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 
 import click
@@ -125,6 +125,48 @@ def list_sites(app: AppContext, as_json: bool) -> None:
         table.add_row(c.site_id, "paused" if c.paused else "active",
                       f"s3://{c.import_bucket}/{c.base_filename}", export)
     make_console().print(table)
+
+
+@sites.command("update")
+@click.argument("site")
+@click.option("--export-bucket", default=None, help="Start exporting to this bucket.")
+@click.option("--export-prefix", default=None, help="Key prefix inside the export bucket.")
+@click.option("--no-export", is_flag=True, help="Stop exporting (what was exported stays).")
+@click.option("--role-arn", default=None, help="Role to assume for this site's buckets.")
+@click.option("--external-id", default=None, help="External id for --role-arn.")
+@click.option("--no-role", is_flag=True, help="Use the fleet's own credentials again.")
+@pass_app
+def update(app: AppContext, site: str, export_bucket: str | None, export_prefix: str | None,
+           no_export: bool, role_arn: str | None, external_id: str | None,
+           no_role: bool) -> None:
+    """Change how an existing site is exported and reached; checks the buckets first."""
+    if no_export and (export_bucket or export_prefix is not None):
+        raise UsageError("--no-export goes alone, without --export-bucket or --export-prefix")
+    if no_role and (role_arn or external_id):
+        raise UsageError("--no-role goes alone, without --role-arn or --external-id")
+    svc = app.services
+    current = svc.sites.get(validate_site_id(site))
+    changes: dict[str, object] = {}
+    if export_bucket is not None:
+        changes["export_bucket"] = export_bucket
+    if export_prefix is not None:
+        changes["export_prefix"] = export_prefix
+    if no_export:
+        changes.update(export_bucket=None, export_prefix="")
+    if role_arn is not None or external_id is not None:
+        changes.update(role_arn=role_arn, external_id=external_id)
+    if no_role:
+        changes.update(role_arn=None, external_id=None)
+    if not changes:
+        raise UsageError("nothing to change: give --export-bucket, --export-prefix, "
+                         "--no-export, --role-arn/--external-id or --no-role")
+    wanted = replace(current, **changes)  # type: ignore[arg-type]  # validated by SiteConfig
+    s3 = svc.access.for_site(wanted)
+    s3.check_bucket(wanted.import_bucket)
+    if wanted.export_bucket:
+        s3.check_bucket(wanted.export_bucket)
+    updated = svc.sites.update(site, lambda c: replace(c, **changes))  # type: ignore[arg-type]
+    click.echo(orjson.dumps(asdict(updated), option=orjson.OPT_INDENT_2).decode())
 
 
 @sites.command("show")
