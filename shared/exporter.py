@@ -9,9 +9,12 @@ that is missing or unreadable stops the run before it, so the customer's numberi
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from shared.cache import RevisionTailCache
 from shared.clock import Clock, iso_utc, parse_iso_utc
@@ -32,7 +35,7 @@ from shared.revisions import (
     revision_key,
     revision_number,
 )
-from shared.s3 import S3
+from shared.s3 import S3, ObjectInfo
 from shared.sites import SiteConfig
 
 logger = logging.getLogger(__name__)
@@ -40,6 +43,10 @@ logger = logging.getLogger(__name__)
 # The ledger is rewritten whole at each commit: commit on a clock, not per revision, so a long
 # history costs a few rewrites per run; a crash re-copies at most this much work.
 COMMIT_EVERY_S = 15.0
+# Revisions looked at per step, and requests in flight at once: a copy is one round trip, so a
+# few in parallel hide most of S3's latency without holding anything big in memory.
+COPY_WINDOW = 32
+COPY_CONCURRENCY = 8
 
 
 @dataclass
@@ -55,6 +62,13 @@ class ExportResult:
     @property
     def lag_revisions(self) -> int:
         return max(0, self.total_revisions - self.position)
+
+
+class _Step(NamedTuple):
+    number: int
+    info: ObjectInfo
+    meta: RevisionMeta
+    export: bool  # False: written before the lookback window, passed over
 
 
 @dataclass(frozen=True)
@@ -88,7 +102,11 @@ class Exporter:
               lookback_start_s: float, should_stop: Callable[[], bool] = lambda: False,
               ) -> ExportResult:
         """Export, in order, the revisions after the position written before ``cutoff_s``;
-        those written before ``lookback_start_s`` are passed over.  Returns at the budget."""
+        those written before ``lookback_start_s`` are passed over.  Returns at the budget.
+
+        Revisions are looked at and copied a window at a time, the requests of a window in
+        parallel; only the window's contiguous exportable prefix is copied, so a missing
+        revision never leaves a later one in the customer's bucket."""
         sid = site.site_id
         deadline = self.clock.monotonic_s() + budget_s
         ledger = self.ledger.load(sid)
@@ -97,34 +115,36 @@ class Exporter:
         pending: list[IndexRow] = []
         position = ledger.position
         last_commit_s = self.clock.monotonic_s()
-        expected = position + 1
-        for info in self.store.numbers(sid, after=position):
-            number = revision_number(info.key)
-            if number != expected:
-                result.outcome, result.error = "blocked", (
-                    f"revision {expected} is missing from the store "
-                    f"(s3://{self.store.bucket}/{revision_key(sid, expected)})")
-                break
-            if self.clock.monotonic_s() >= deadline or should_stop():
-                result.outcome = "budget"
-                break
-            head = self._head(sid, number, result)
-            if head is None:
-                break
-            written_s = parse_iso_utc(head.written_at)
-            if written_s >= cutoff_s:
-                break  # this and every later revision are not exportable yet
-            if written_s >= lookback_start_s:
-                if not self._copy(sid, number, info.size_bytes, dest, result):
+        candidates = iter(self.store.numbers(sid, after=position))
+        with ThreadPoolExecutor(max_workers=COPY_CONCURRENCY,
+                                thread_name_prefix=f"export-{sid}") as pool:
+            while result.outcome == "done":
+                if self.clock.monotonic_s() >= deadline or should_stop():
+                    result.outcome = "budget"
                     break
-                pending.append(IndexRow(number, head.min_t, head.max_t))
-                result.exported.append(number)
-            position = expected
-            expected += 1
-            if pending and self.clock.monotonic_s() - last_commit_s >= COMMIT_EVERY_S:
-                ledger = self._commit(sid, ledger, position, pending)
-                pending = []
-                last_commit_s = self.clock.monotonic_s()
+                window = list(itertools.islice(candidates, COPY_WINDOW))
+                if not window:
+                    break
+                plan, stop = self._plan(sid, position, window, cutoff_s, lookback_start_s,
+                                        pool, result)
+                copies = pool.map(lambda step: self._copy(sid, step.number, step.info, dest)
+                                  if step.export else None, plan)
+                for step, error in zip(plan, copies, strict=True):
+                    if error is not None:
+                        result.outcome, result.error = "blocked", error
+                        stop = True
+                        break
+                    if step.export:
+                        pending.append(IndexRow(step.number, step.meta.min_t, step.meta.max_t))
+                        result.exported.append(step.number)
+                        result.bytes_copied += step.info.size_bytes
+                    position = step.number
+                if pending and self.clock.monotonic_s() - last_commit_s >= COMMIT_EVERY_S:
+                    ledger = self._commit(sid, ledger, position, pending)
+                    pending = []
+                    last_commit_s = self.clock.monotonic_s()
+                if stop:
+                    break
         if position != ledger.position or pending:
             ledger = self._commit(sid, ledger, position, pending)
         self._publish(sid, ledger, dest, total)
@@ -132,6 +152,34 @@ class Exporter:
         result.total_revisions = max(total, ledger.position)
         self._observe(sid, result)
         return result
+
+    def _plan(self, site: str, position: int, window: list[ObjectInfo], cutoff_s: float,
+              lookback_start_s: float, pool: ThreadPoolExecutor, result: ExportResult,
+              ) -> tuple[list[_Step], bool]:
+        """What to do with each revision of ``window``, in order, for its contiguous prefix
+        that may be exported or passed over; and whether the cycle stops after it (a gap, a
+        bad revision, or one not exportable yet)."""
+        numbered = []
+        for offset, info in enumerate(window):
+            expected = position + 1 + offset
+            if revision_number(info.key) != expected:
+                break
+            numbered.append((expected, info))
+        heads = list(pool.map(lambda item: self._head(site, item[0]), numbered))
+        plan: list[_Step] = []
+        for (number, info), head in zip(numbered, heads, strict=True):
+            if isinstance(head, str):
+                result.outcome, result.error = "blocked", head
+                return plan, True
+            written_s = parse_iso_utc(head.written_at)
+            if written_s >= cutoff_s:
+                return plan, True  # this and every later revision are not exportable yet
+            plan.append(_Step(number, info, head, export=written_s >= lookback_start_s))
+        if len(numbered) < len(window):
+            gap = position + 1 + len(numbered)
+            result.outcome, result.error = "blocked", self._missing(site, gap)
+            return plan, True
+        return plan, False
 
     # -- re-export of a range -----------------------------------------------------------------
 
@@ -152,13 +200,13 @@ class Exporter:
                 result.outcome, result.next_first = "budget", row.number
                 break
             info = self.store.s3.head(self.store.bucket, revision_key(sid, row.number))
-            if info is None:
-                result.outcome, result.error = "blocked", (
-                    f"revision {row.number} is missing from the store")
-                break
-            if not self._copy(sid, row.number, info.size_bytes, dest, result):
+            error = self._missing(sid, row.number) if info is None else \
+                self._copy(sid, row.number, info, dest)
+            if error is not None or info is None:
+                result.outcome, result.error = "blocked", error
                 break
             result.exported.append(row.number)
+            result.bytes_copied += info.size_bytes
         self._publish(sid, ledger, dest, total)
         self._observe(sid, result)
         return result
@@ -179,42 +227,37 @@ class Exporter:
 
     # -- steps --------------------------------------------------------------------------------
 
-    def _head(self, site: str, number: int, result: ExportResult) -> RevisionMeta | None:
+    def _missing(self, site: str, number: int) -> str:
+        return (f"revision {number} is missing from the store "
+                f"(s3://{self.store.bucket}/{revision_key(site, number)})")
+
+    def _head(self, site: str, number: int) -> RevisionMeta | str:
+        """The revision's metadata, or why it cannot be exported."""
         try:
             found = self.store.head(site, number)
         except RevisionUnreadable as exc:
-            result.outcome, result.error = "blocked", str(exc)
-            return None
-        if found is None:
-            result.outcome, result.error = "blocked", (
-                f"revision {number} is missing from the store "
-                f"(s3://{self.store.bucket}/{revision_key(site, number)})")
-            return None
-        return found[0]
+            return str(exc)
+        return found[0] if found is not None else self._missing(site, number)
 
-    def _copy(self, site: str, number: int, size_bytes: int, dest: Destination,
-              result: ExportResult) -> bool:
-        source_key = revision_key(site, number)
+    def _copy(self, site: str, number: int, info: ObjectInfo, dest: Destination) -> str | None:
+        """Copy revision ``number`` to the customer; the error if it is gone, else ``None``.
+        Safe to call from several threads."""
         target = export_key(dest.prefix, export_revision_name(number))
         try:
             if dest.server_side_copy:
-                dest.s3.copy(self.store.bucket, source_key, dest.bucket, target,
-                             size_bytes=size_bytes)
+                dest.s3.copy(self.store.bucket, info.key, dest.bucket, target,
+                             size_bytes=info.size_bytes)
             else:
                 with self.store.open(site, number) as stream:
                     dest.s3.upload(dest.bucket, target, stream,
                                    content_type="application/x-ndjson")
         except ObjectMissing:
-            result.outcome, result.error = "blocked", (
-                f"revision {number} is missing from the store "
-                f"(s3://{self.store.bucket}/{source_key})")
-            return False
-        result.bytes_copied += size_bytes
+            return self._missing(site, number)
         self.metrics.export_revisions.labels(site).inc()
-        self.metrics.export_bytes.labels(site).inc(size_bytes)
+        self.metrics.export_bytes.labels(site).inc(info.size_bytes)
         logger.debug("site=%s exported revision %d -> s3://%s/%s", site, number, dest.bucket,
                      target)
-        return True
+        return None
 
     def _commit(self, site: str, ledger: Ledger, position: int, rows: list[IndexRow]) -> Ledger:
         return self.ledger.commit(site, ledger, position, rows, iso_utc(self.clock.now_s()))

@@ -12,7 +12,7 @@ import pytest
 
 from shared.clock import FrozenClock, iso_utc, parse_iso_utc
 from shared.errors import StorageUnavailable
-from shared.exporter import Destination, Exporter
+from shared.exporter import COPY_WINDOW, Destination, Exporter
 from shared.exportformat import INDEX_HEADER, STATUS_HEADER, lookback_start, resolve_cutoff
 from shared.exportledger import ExportLedger
 from shared.revisions import EventStore, RevisionMeta, revision_key
@@ -231,12 +231,30 @@ def test_run_that_dies_mid_export_is_resumed_without_gaps_or_duplicates(fx: Fixt
 
 
 def test_budget_stop_commits_what_was_copied(fx: Fixture) -> None:
-    for n in range(1, 6):
+    # Given more revisions than one step of the cycle looks at
+    total = COPY_WINDOW * 2 + 5
+    for n in range(1, total + 1):
         fx.revision(n, 2, [1700000000 + n])
-    calls = iter([False, False, True])
+    # When the run must stop after its first step
+    calls = iter([False, True])
     result = fx.cycle(should_stop=lambda: next(calls, True))
-    assert result.outcome == "budget" and result.exported == [1, 2]
-    assert fx.cycle().exported == [3, 4, 5]
+    # Then what it copied is committed, and the next run goes on from there
+    assert result.outcome == "budget" and result.exported == list(range(1, COPY_WINDOW + 1))
+    assert ExportLedger(fx.s3, fx.services.settings.store_bucket).load("acme").position == \
+        COPY_WINDOW
+    assert fx.cycle().exported == list(range(COPY_WINDOW + 1, total + 1))
+
+
+def test_a_gap_stops_the_cycle_before_it_even_within_one_step(fx: Fixture) -> None:
+    # Given revisions 1..10 with 4 missing: one step of the cycle sees all of them
+    for n in range(1, 11):
+        fx.revision(n, 2, [1700000000 + n])
+    fx.s3.delete(fx.services.settings.store_bucket, revision_key("acme", 4))
+    result = fx.cycle()
+    # Then nothing after the gap reaches the customer's bucket
+    assert result.outcome == "blocked" and result.exported == [1, 2, 3]
+    assert fx.object_keys() == ["index.csv", "revisions/1.json", "revisions/2.json",
+                                "revisions/3.json", "status.csv"]
 
 
 def test_export_prefix_places_every_file_under_it(
