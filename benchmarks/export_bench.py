@@ -23,9 +23,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 import orjson
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from import_bench import MotoServer, _timed, run_in_child
+from harness import MotoServer, run_in_child, timed
 
 from shared.cache import RevisionTailCache
 from shared.clock import SystemClock, iso_utc
@@ -78,7 +76,7 @@ def export_child(conn: Connection, endpoint: str, export_bucket: str, server_sid
     site = SiteConfig(site_id=SITE, import_bucket="bench-imports", base_filename="a.csv",
                       export_bucket=export_bucket)
     dest = replace(Destination.for_site(site, s3), server_side_copy=server_side)
-    result, measured = _timed(lambda: exporter.cycle(site, dest, 3600, time.time(), 0))
+    result, measured = timed(lambda: exporter.cycle(site, dest, 3600, time.time(), 0))
     conn.send({"exported": len(result.exported), "outcome": result.outcome,
                "bytes": result.bytes_copied, "requests": dict(requests), **measured})
 
