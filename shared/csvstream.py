@@ -14,8 +14,8 @@ import io
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
 
+from shared.byteio import ByteSource, RawSource
 from shared.csvformat import MAX_FIELD_BYTES
 from shared.errors import BadFile
 
@@ -23,10 +23,6 @@ BOM = b"\xef\xbb\xbf"
 MAX_LINE_BYTES = 1024 * 1024
 READ_BUFFER_BYTES = 1024 * 1024
 _GZIP_ERRORS = (OSError, EOFError, zlib.error)
-
-
-class ByteSource(Protocol):
-    def read(self, size_bytes: int = -1) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,25 +38,9 @@ class Record:
     error_code: str | None = None  # "malformed", "utf8", "oversized": a metric label
 
 
-class _Raw(io.RawIOBase):
-    """Adapts any ``read(n)`` source to ``io`` so a ``BufferedReader`` can sit on it."""
-
-    def __init__(self, source: ByteSource) -> None:
-        self._source = source
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        data = self._source.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
-        return n
-
-
 def open_lines(source: ByteSource, *, gzipped: bool) -> io.BufferedIOBase:
     """A buffered, line-readable view of ``source``, decompressing gzip on the fly."""
-    buffered = io.BufferedReader(_Raw(source), buffer_size=READ_BUFFER_BYTES)
+    buffered = io.BufferedReader(RawSource(source), buffer_size=READ_BUFFER_BYTES)
     if gzipped:
         # GzipFile.readline runs in Python; a BufferedReader on top makes it C.
         inflated = gzip.GzipFile(fileobj=buffered, mode="rb")

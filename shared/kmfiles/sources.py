@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Protocol
+from typing import IO
 
+from shared.byteio import ByteSource, RawSource
 from shared.errors import ObjectMissing, PermanentError, UsageError
 from shared.kmfiles.lines import Line, LineCheck, LineScanner, Problems
 from shared.s3 import S3
@@ -36,12 +37,6 @@ S3Factory = Callable[[], S3]
 def no_progress(_n: int) -> None:
     """A ``ByteCounter`` for callers that show no progress."""
     return None
-
-
-class ByteSource(Protocol):
-    def read(self, size_bytes: int = -1, /) -> bytes: ...
-
-    def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,33 +161,6 @@ class S3Location(Location):
         return self.s3.open(self.bucket, self.prefix + name, start_byte=start_byte)
 
 
-class _Raw(io.RawIOBase):
-    """Adapts a ``read(n)`` source to ``io``, counting and optionally tapping what passes."""
-
-    def __init__(self, source: ByteSource, on_bytes: ByteCounter,
-                 tap: Callable[[bytes], object] | None = None) -> None:
-        self._source = source
-        self._on_bytes = on_bytes
-        self._tap = tap
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        data = self._source.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
-        if n:
-            self._on_bytes(n)
-            if self._tap is not None:
-                self._tap(data)
-        return n
-
-    def close(self) -> None:
-        if not self.closed:
-            self._source.close()
-        super().close()
-
 
 class OpenedPart:
     """A part's decompressed bytes, positioned where asked; close it (or use ``with``)."""
@@ -243,7 +211,7 @@ class Input:
             raise ValueError("a part opened past its start must say whether it is gzipped")
         stored_start = 0 if gzipped in (None, True) else start_byte
         raw = self.location.open_raw(part.name, stored_start)
-        stored = io.BufferedReader(_Raw(raw, on_bytes), buffer_size=READ_BUFFER_BYTES)
+        stored = io.BufferedReader(RawSource(raw, on_bytes), buffer_size=READ_BUFFER_BYTES)
         layers: list[IO[bytes]] = [stored]
         try:
             if gzipped is None:
@@ -251,10 +219,10 @@ class Input:
             if gzipped:
                 inflater = gzip.GzipFile(fileobj=stored, mode="rb")
                 # GzipFile.readline runs in Python; a BufferedReader on top makes it C.
-                layers.insert(0, io.BufferedReader(_Raw(inflater, no_progress),
+                layers.insert(0, io.BufferedReader(RawSource(inflater),
                                                    buffer_size=READ_BUFFER_BYTES))
             if tap is not None:
-                layers.insert(0, io.BufferedReader(_Raw(layers[0], no_progress, tap),
+                layers.insert(0, io.BufferedReader(RawSource(layers[0], tap=tap),
                                                    buffer_size=READ_BUFFER_BYTES))
             opened = OpenedPart(layers[0], gzipped, layers)
             if gzipped and start_byte:
