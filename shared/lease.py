@@ -21,6 +21,9 @@ from shared.errors import LeaseLost, RedisUnavailable
 logger = logging.getLogger(__name__)
 
 DEFAULT_LEASE_TTL_S = 30.0
+# The leases of a site: one import writer (scans, reimports) and one exporter at a time.
+IMPORT_LEASE = "import"
+EXPORT_LEASE = "export"
 
 
 def lease_name(job: str, site: str) -> str:

@@ -17,6 +17,7 @@ from shared.clock import iso_utc
 from shared.errors import BucketError, PreconditionFailed, RetryableError
 from shared.exporter import Destination, Exporter, ExportResult
 from shared.exportformat import lookback_start, resolve_cutoff
+from shared.lease import EXPORT_LEASE
 from shared.messages import export_message
 from shared.services import Services
 from shared.sites import SiteConfig
@@ -27,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 class ExportJob(LeasedJob):
     job = "export"
-    lease_job = "export"
+    lease_job = EXPORT_LEASE
 
     def __init__(self, services: Services, exporter: Exporter,
                  enqueue: Callable[[dramatiq.Message[Any]], Any],

@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 
 from shared.errors import BucketError, RetryableError
 from shared.importer import Importer, ScanResult
+from shared.lease import IMPORT_LEASE
 from shared.messages import export_message
 from shared.revisions import RevisionExists
 from shared.services import Services
@@ -26,7 +27,7 @@ STATUS_REFRESH_EVERY_S = 60.0
 
 class ScanJob(LeasedJob):
     job = "scan"
-    lease_job = "import"
+    lease_job = IMPORT_LEASE
 
     def __init__(self, services: Services, importer: Importer,
                  enqueue: Callable[[dramatiq.Message[Any]], Any] = lambda _m: None,

@@ -37,14 +37,13 @@ from shared.importfile import Limits
 from shared.kmfiles.lines import ALIAS, TIME, Line, LineScanner, Problems
 from shared.kmfiles.progressmarker import Marker, MarkerStore
 from shared.kmfiles.sources import ByteCounter, Input, no_progress
-from shared.lease import DEFAULT_LEASE_TTL_S, Lease
+from shared.lease import DEFAULT_LEASE_TTL_S, IMPORT_LEASE, Lease
 from shared.metrics import Metrics
 from shared.revisions import EventStore, RevisionExists, RevisionMeta
 
 logger = logging.getLogger(__name__)
 
 REIMPORT_SOURCE = "reimport"  # RevisionMeta.source of reimported lines
-IMPORT_LEASE = "import"  # the lease the recurring import's scans hold
 _CHECK_EVERY_LINES = 2048
 
 
