@@ -16,11 +16,9 @@ from types import ModuleType
 from typing import Any
 
 import yaml
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.metrics import MetricWrapperBase
 
-from shared.metrics import Metrics
 from tests.conftest import REPO
+from tests.metric_samples import sampled_metrics
 
 MONITORING = REPO / "k8s" / "monitoring"
 RULES = MONITORING / "rules.yaml"
@@ -49,21 +47,7 @@ def stored_label(name: str) -> str:
 def exported_samples() -> dict[str, frozenset[str]]:
     """Every sample name the code can expose (suffixes ``_total``, ``_bucket``, ``_sum``,
     ``_count``, ``_created`` included) with the label names Prometheus stores it under."""
-    metrics = Metrics(CollectorRegistry())
-    wrappers = [v for v in vars(metrics).values() if isinstance(v, MetricWrapperBase)]
-    assert wrappers, "shared.metrics.Metrics defines no metric"
-    for metric in wrappers:
-        # prometheus-client keeps label names private; they are what .labels() expects.
-        names = metric._labelnames
-        child = metric.labels(**{n: "x" for n in names}) if names else metric
-        if isinstance(child, Counter):
-            child.inc()
-        elif isinstance(child, Gauge):
-            child.set(1)
-        elif isinstance(child, Histogram):
-            child.observe(1)
-        else:
-            raise AssertionError(f"{type(metric).__name__} {metric._name}: teach catalog.py")
+    metrics = sampled_metrics()
     out: dict[str, set[str]] = {}
     for family in metrics.registry.collect():
         for sample in family.samples:

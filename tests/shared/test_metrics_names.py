@@ -14,36 +14,16 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from prometheus_client import Counter, Gauge, Histogram, generate_latest
+from prometheus_client import Counter, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 
 from shared.metrics import Metrics
 from tests.conftest import REPO
+from tests.metric_samples import metric_objects, touch_every_metric
 
 pytestmark = pytest.mark.timeout(60)
 
 UNIT_OF_HISTOGRAMS = "_seconds"
-
-
-def metric_objects(metrics: Metrics) -> dict[str, MetricWrapperBase]:
-    return {attr: value for attr, value in vars(metrics).items()
-            if isinstance(value, MetricWrapperBase)}
-
-
-def touch_every_metric(metrics: Metrics) -> None:
-    """Give every metric one child with sample label values, so each one has samples."""
-    for attr, metric in metric_objects(metrics).items():
-        # prometheus-client keeps label names private; they are what .labels() expects.
-        names = metric._labelnames
-        child = metric.labels(**{n: f"sample-{n}" for n in names}) if names else metric
-        if isinstance(metric, Counter):
-            child.inc()
-        elif isinstance(metric, Gauge):
-            child.set(1)
-        elif isinstance(metric, Histogram):
-            child.observe(0.5)
-        else:
-            pytest.fail(f"Metrics.{attr} is a {type(metric).__name__}: teach this test its rules")
 
 
 def all_declared_types(exposition: str) -> dict[str, str]:
