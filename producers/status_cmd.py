@@ -19,8 +19,9 @@ pass_app = click.make_pass_decorator(AppContext)
 
 def site_status(svc: Services, site: str) -> dict[str, Any]:
     config = svc.sites.get(validate_site_id(site))
-    return {"site": site, "paused": config.paused, "import": import_status(svc, config),
-            "export": export_status(svc, config)}
+    imported = import_status(svc, config)
+    return {"site": site, "paused": config.paused, "import": imported,
+            "export": export_status(svc, config, imported["revisions"])}
 
 
 def status_rows(status: dict[str, Any]) -> list[tuple[str, str]]:

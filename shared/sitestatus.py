@@ -7,14 +7,15 @@ from typing import Any
 from shared.errors import BucketbridgeError
 from shared.exportledger import ExportLedger
 from shared.filerecords import FileRecords
-from shared.importer import matching_files
+from shared.importer import Importer, matching_files
 from shared.services import Services
 from shared.sites import SiteConfig
 
 
 def import_status(svc: Services, site: SiteConfig) -> dict[str, Any]:
-    latest = svc.store.latest_number(site.site_id, hint=svc.tail_cache.get(site.site_id))
-    head = svc.store.head(site.site_id, latest) if latest else None
+    # The same cursor the scan resumes from: the newest revision the CSV import wrote.
+    latest, head = Importer(svc.store, svc.tail_cache, svc.clock, svc.metrics).latest(
+        site.site_id)
     last = svc.statuses.read(site.site_id, "scan")
     out: dict[str, Any] = {
         "revisions": latest,
@@ -45,12 +46,12 @@ def import_status(svc: Services, site: SiteConfig) -> dict[str, Any]:
     return out
 
 
-def export_status(svc: Services, site: SiteConfig) -> dict[str, Any] | None:
-    """Where the site's export stands, from bucketbridge's own ledger (not the bucket)."""
+def export_status(svc: Services, site: SiteConfig, total: int) -> dict[str, Any] | None:
+    """Where the site's export stands, from bucketbridge's own ledger (not the bucket);
+    ``total`` is the site's revision count, as ``import_status`` found it."""
     if not site.exports:
         return None
     ledger = ExportLedger(svc.store_s3, svc.settings.store_bucket).load(site.site_id)
-    total = svc.store.latest_number(site.site_id, hint=svc.tail_cache.get(site.site_id))
     last = svc.statuses.read(site.site_id, "export")
     return {
         "bucket": site.export_bucket, "prefix": site.export_prefix,
