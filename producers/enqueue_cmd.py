@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import click
 
 from producers.context import AppContext
 from producers.publisher import publishing_broker
+from shared.clock import iso_utc, parse_iso_utc
 from shared.errors import UsageError
 from shared.exportledger import ExportLedger
 from shared.messages import export_message, scan_message
@@ -21,13 +20,10 @@ def parse_cutoff(text: str) -> str:
     if text in {"yesterday", "now"}:
         return text
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return iso_utc(parse_iso_utc(text))
     except ValueError:
         raise UsageError(f"invalid --cutoff {text!r}: use yesterday, now or an ISO 8601 "
                          "time such as 2024-05-01T00:00:00Z") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @click.group()

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from shared.clock import iso_utc
+from shared.clock import iso_utc, parse_iso_utc
 from shared.errors import UsageError
 
 INDEX_HEADER = ("Filename", "Minimum Timestamp", "Maximum Timestamp", "Minimum UTC Timestamp",
@@ -94,12 +94,9 @@ def resolve_cutoff(cutoff: str | None, now_s: float) -> float:
     if cutoff == "now":
         return now_s
     try:
-        parsed = datetime.fromisoformat(cutoff.replace("Z", "+00:00"))
+        return parse_iso_utc(cutoff)
     except ValueError:
         raise UsageError(f"invalid cutoff {cutoff!r}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
 
 
 def lookback_start(now_s: float, lookback_days: int) -> float:
