@@ -52,6 +52,15 @@ def _load_preview(s3: S3, site: SiteConfig) -> tuple[Preview, int]:
         raise UsageError(f"{files[0].key} cannot be imported: {exc.reason}") from None
 
 
+def _reachable(app: AppContext, config: SiteConfig) -> S3:
+    """The site's access, once its buckets answered with it (``BucketError`` otherwise)."""
+    s3 = app.services.access.for_site(config)
+    s3.check_bucket(config.import_bucket)
+    if config.export_bucket:
+        s3.check_bucket(config.export_bucket)
+    return s3
+
+
 @click.group()
 def sites() -> None:
     """Register and manage sites."""
@@ -77,10 +86,7 @@ def add(app: AppContext, site: str, import_bucket: str, base_filename: str,
     svc = app.services
     if svc.sites.exists(site):
         raise SiteExists(f"site {site} exists already")
-    s3 = svc.access.for_site(config)
-    s3.check_bucket(import_bucket)
-    if export_bucket:
-        s3.check_bucket(export_bucket)
+    s3 = _reachable(app, config)
     preview, count = _load_preview(s3, config)
     console = make_console()
     render_preview(console, preview)
@@ -161,10 +167,7 @@ def update(app: AppContext, site: str, export_bucket: str | None, export_prefix:
         raise UsageError("nothing to change: give --export-bucket, --export-prefix, "
                          "--no-export, --role-arn/--external-id or --no-role")
     wanted = replace(current, **changes)  # type: ignore[arg-type]  # validated by SiteConfig
-    s3 = svc.access.for_site(wanted)
-    s3.check_bucket(wanted.import_bucket)
-    if wanted.export_bucket:
-        s3.check_bucket(wanted.export_bucket)
+    _reachable(app, wanted)
     updated = svc.sites.update(site, lambda c: replace(c, **changes))  # type: ignore[arg-type]
     click.echo(orjson.dumps(asdict(updated), option=orjson.OPT_INDENT_2).decode())
 
