@@ -25,14 +25,14 @@ from pathlib import Path
 import orjson
 from harness import MotoServer, run_in_child, timed
 
-from shared.cache import RevisionTailCache
 from shared.clock import SystemClock, iso_utc
-from shared.exporter import Destination, Exporter
-from shared.exportledger import ExportLedger, ledger_key
+from shared.exports.exporter import Destination, Exporter
+from shared.fleet.hints import RevisionTailCache
 from shared.metrics import Metrics
-from shared.revisions import EventStore, RevisionMeta
-from shared.s3 import S3, make_client
-from shared.sites import SiteConfig
+from shared.store.ledger import ExportLedger, ledger_key
+from shared.store.revisions import EventStore, RevisionMeta
+from shared.store.s3 import S3, make_client
+from shared.store.sites import SiteConfig
 
 STORE = "bench-store"
 SITE = "bench"

@@ -1,7 +1,7 @@
 """Import throughput benchmark: one large CSV file through the real import path.
 
 Generates a CSV of ``--rows`` rows (streamed to a temporary directory, optionally gzipped),
-uploads it to moto's S3 server, imports it with ``shared.importer.Importer.scan`` and checks the
+uploads it to moto's S3 server, imports it with ``shared.imports.scan.Importer.scan`` and checks the
 revisions it wrote.  Beside it, DuckDB converts the same local file to NDJSON, once with its
 default thread count and once with ``threads=1``, as a yardstick for the CPU cost per row.
 
@@ -126,13 +126,13 @@ def expected_line(row: Sequence[str]) -> dict[str, Any]:
 
 def import_child(conn: Connection, endpoint: str, profile_path: str | None) -> None:
     """One scan of the benchmark site, as a worker would run it, in this (fresh) process."""
-    from shared.cache import RevisionTailCache
     from shared.clock import SystemClock
-    from shared.importer import Importer
+    from shared.fleet.hints import RevisionTailCache
+    from shared.imports.scan import Importer
     from shared.metrics import Metrics
-    from shared.revisions import EventStore
-    from shared.s3 import S3, make_client
-    from shared.sites import SiteConfig
+    from shared.store.revisions import EventStore
+    from shared.store.s3 import S3, make_client
+    from shared.store.sites import SiteConfig
 
     s3 = S3(make_client(endpoint))
     metrics = Metrics()
@@ -202,7 +202,7 @@ class Measure:
 def upload(endpoint: str, generated: Generated, key: str) -> float:
     from boto3.s3.transfer import TransferConfig
 
-    from shared.s3 import S3, make_client
+    from shared.store.s3 import S3, make_client
 
     client = make_client(endpoint)
     s3 = S3(client)
@@ -217,8 +217,8 @@ def upload(endpoint: str, generated: Generated, key: str) -> float:
 def verify_import(endpoint: str, generated: Generated, key: str,
                   outcome: dict[str, Any]) -> list[str]:
     """What is wrong with the revisions the import wrote (nothing: an empty list)."""
-    from shared.revisions import EventStore, revision_number
-    from shared.s3 import S3, make_client
+    from shared.store.revisions import EventStore, revision_number
+    from shared.store.s3 import S3, make_client
 
     s3 = S3(make_client(endpoint))
     problems = []

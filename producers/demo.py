@@ -34,12 +34,12 @@ from producers.scheduler import Scheduler
 from producers.sites_cmd import render_preview
 from producers.status_cmd import site_status, status_rows
 from shared.errors import RedisUnavailable, UsageError
-from shared.importer import matching_files
-from shared.messages import export_message
-from shared.preview import preview_file
-from shared.s3 import S3, make_client
+from shared.fleet.messages import export_message
+from shared.imports.preview import preview_file
+from shared.imports.scan import matching_files
 from shared.services import Services
-from shared.sites import SiteConfig
+from shared.store.s3 import S3, make_client
+from shared.store.sites import SiteConfig
 from workers.runtime import Runtime
 
 pass_app = click.make_pass_decorator(AppContext)

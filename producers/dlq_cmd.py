@@ -11,10 +11,10 @@ from rich.table import Table
 
 from producers.context import AppContext
 from producers.output import console
-from producers.publisher import publishing_broker
-from shared.deadletters import DeadLetterQueue
 from shared.errors import UsageError
-from shared.messages import QUEUES
+from shared.fleet.deadletters import DeadLetterQueue
+from shared.fleet.messages import QUEUES
+from shared.fleet.publisher import publishing_broker
 
 pass_app = click.make_pass_decorator(AppContext)
 

@@ -12,7 +12,7 @@ from dramatiq.errors import QueueJoinTimeout
 
 from producers.context import AppContext
 from shared.errors import RetryableError
-from shared.messages import QUEUES
+from shared.fleet.messages import QUEUES
 from workers.runtime import Runtime
 
 pass_app = click.make_pass_decorator(AppContext)

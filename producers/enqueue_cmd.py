@@ -5,12 +5,12 @@ from __future__ import annotations
 import click
 
 from producers.context import AppContext
-from producers.publisher import publishing_broker
 from shared.clock import iso_utc, parse_iso_utc
 from shared.errors import UsageError
-from shared.exportledger import ExportLedger
-from shared.messages import export_message, scan_message
-from shared.sites import validate_site_id
+from shared.fleet.messages import export_message, scan_message
+from shared.fleet.publisher import publishing_broker
+from shared.store.ledger import ExportLedger
+from shared.store.sites import validate_site_id
 
 pass_app = click.make_pass_decorator(AppContext)
 

@@ -20,15 +20,15 @@ import click
 from producers.context import AppContext
 from producers.files_io import Feedback, output
 from shared.errors import RetryableError, UsageError
-from shared.kmfiles.aliases import filter_identity
-from shared.kmfiles.convert import compile_lines, split_aliases, to_json_array
-from shared.kmfiles.csvout import to_csv
-from shared.kmfiles.daily import day_lines, day_window, index_of, input_paths, overlapping
-from shared.kmfiles.lines import Problems
-from shared.kmfiles.reimport import Reimporter, check_file
-from shared.kmfiles.sources import Input, S3Factory, resolve_input, resolve_root
-from shared.s3 import S3, make_client
-from shared.sites import validate_site_id
+from shared.filetools.aliases import filter_identity
+from shared.filetools.convert import compile_lines, split_aliases, to_json_array
+from shared.filetools.csvout import to_csv
+from shared.filetools.daily import day_lines, day_window, index_of, input_paths, overlapping
+from shared.filetools.sources import Input, S3Factory, resolve_input, resolve_root
+from shared.formats.exportlines import Problems
+from shared.imports.reimport import Reimporter, check_file
+from shared.store.s3 import S3, make_client
+from shared.store.sites import validate_site_id
 
 pass_app = click.make_pass_decorator(AppContext)
 F = TypeVar("F", bound=Callable[..., Any])

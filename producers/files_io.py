@@ -33,8 +33,8 @@ from rich.progress import (
 from rich.text import Text
 
 from shared.errors import UsageError
-from shared.kmfiles.lines import Problem
-from shared.kmfiles.sources import ByteCounter, no_progress
+from shared.filetools.sources import ByteCounter, no_progress
+from shared.formats.exportlines import Problem
 
 MAX_WARNINGS = 100
 WRITE_BUFFER_BYTES = 1024 * 1024

@@ -19,10 +19,10 @@ import dramatiq
 import redis
 
 from shared.clock import Clock
-from shared.messages import EXPORT_ACTOR, QUEUES, SCAN_ACTOR, export_message, scan_message
+from shared.fleet.messages import EXPORT_ACTOR, QUEUES, SCAN_ACTOR, export_message, scan_message
+from shared.fleet.queues import queue_depths
 from shared.metrics import Metrics
-from shared.queuedepth import queue_depths
-from shared.sites import SiteConfig, SiteRegistry
+from shared.store.sites import SiteConfig, SiteRegistry
 
 logger = logging.getLogger(__name__)
 

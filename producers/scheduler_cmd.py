@@ -10,8 +10,8 @@ import click
 from prometheus_client import start_http_server
 
 from producers.context import AppContext
-from producers.publisher import publishing_broker
 from producers.scheduler import Scheduler
+from shared.fleet.publisher import publishing_broker
 
 pass_app = click.make_pass_decorator(AppContext)
 

@@ -14,10 +14,10 @@ from rich.table import Table
 from producers.context import AppContext
 from producers.output import console as make_console
 from shared.errors import BadFile, SiteExists, UsageError
-from shared.importer import matching_files
-from shared.preview import Preview, preview_file
-from shared.s3 import S3
-from shared.sites import SiteConfig, validate_site_id
+from shared.imports.preview import Preview, preview_file
+from shared.imports.scan import matching_files
+from shared.store.s3 import S3
+from shared.store.sites import SiteConfig, validate_site_id
 
 pass_app = click.make_pass_decorator(AppContext)
 

@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING
 import boto3
 from redis import Redis
 
-from shared.access import SiteAccess
-from shared.cache import RevisionTailCache
 from shared.clock import Clock, SystemClock
+from shared.fleet.hints import RevisionTailCache
 from shared.metrics import Metrics
-from shared.revisions import EventStore
-from shared.s3 import S3, make_client
 from shared.settings import Settings
-from shared.sites import SiteRegistry
-from shared.status import StatusStore
+from shared.store.access import SiteAccess
+from shared.store.jobstatus import StatusStore
+from shared.store.revisions import EventStore
+from shared.store.s3 import S3, make_client
+from shared.store.sites import SiteRegistry
 
 if TYPE_CHECKING:
     from mypy_boto3_sts import STSClient

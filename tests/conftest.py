@@ -19,10 +19,10 @@ from moto.server import ThreadedMotoServer
 
 from shared.clock import SystemClock
 from shared.metrics import Metrics
-from shared.s3 import S3, make_client
 from shared.services import Services
 from shared.settings import Settings
-from shared.sites import SiteConfig
+from shared.store.s3 import S3, make_client
+from shared.store.sites import SiteConfig
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/15"

@@ -18,9 +18,9 @@ from dramatiq.middleware import (
 )
 
 from shared.clock import Clock
-from shared.deadletters import NOTE_TTL_S
 from shared.errors import RetryableError
-from shared.messages import EXPORT_ACTOR, EXPORT_QUEUE, IMPORT_QUEUE, SCAN_ACTOR
+from shared.fleet.deadletters import NOTE_TTL_S
+from shared.fleet.messages import EXPORT_ACTOR, EXPORT_QUEUE, IMPORT_QUEUE, SCAN_ACTOR
 from shared.metrics import Metrics
 from shared.settings import Settings
 from workers.dead_letter_notes import DeadLetterNotes

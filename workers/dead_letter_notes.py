@@ -10,7 +10,7 @@ from dramatiq.middleware import Middleware
 from redis.exceptions import RedisError
 
 from shared.clock import Clock
-from shared.deadletters import record_failure
+from shared.fleet.deadletters import record_failure
 
 logger = logging.getLogger(__name__)
 

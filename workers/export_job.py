@@ -15,12 +15,12 @@ import dramatiq
 
 from shared.clock import iso_utc
 from shared.errors import BucketError, PreconditionFailed, RetryableError
-from shared.exporter import Destination, Exporter, ExportResult
-from shared.exportformat import lookback_start, resolve_cutoff
-from shared.lease import EXPORT_LEASE
-from shared.messages import export_message
+from shared.exports.exporter import Destination, Exporter, ExportResult
+from shared.fleet.leases import EXPORT_LEASE
+from shared.fleet.messages import export_message
+from shared.formats.exportfiles import lookback_start, resolve_cutoff
 from shared.services import Services
-from shared.sites import SiteConfig
+from shared.store.sites import SiteConfig
 from workers.job import LeasedJob
 
 logger = logging.getLogger(__name__)

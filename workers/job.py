@@ -8,10 +8,10 @@ from typing import Any
 
 from shared.clock import iso_utc
 from shared.errors import RetryableError, SiteNotFound
-from shared.lease import Lease
+from shared.fleet.leases import Lease
 from shared.services import Services
-from shared.sites import SiteConfig
-from shared.status import JobStatus
+from shared.store.jobstatus import JobStatus
+from shared.store.sites import SiteConfig
 
 logger = logging.getLogger(__name__)
 

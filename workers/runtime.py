@@ -8,11 +8,11 @@ from typing import Any
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
-from shared.exporter import Exporter
-from shared.exportledger import ExportLedger
-from shared.importer import Importer
+from shared.exports.exporter import Exporter
+from shared.imports.scan import Importer
 from shared.services import Services
 from shared.settings import Settings
+from shared.store.ledger import ExportLedger
 from workers.broker import build_broker, register_actors
 from workers.export_job import ExportJob
 from workers.scan_job import ScanJob

@@ -11,12 +11,12 @@ from dramatiq.errors import DramatiqError
 from redis.exceptions import RedisError
 
 from shared.errors import BucketError, RetryableError
-from shared.importer import Importer, ScanResult
-from shared.lease import IMPORT_LEASE
-from shared.messages import export_message
-from shared.revisions import RevisionExists
+from shared.fleet.leases import IMPORT_LEASE
+from shared.fleet.messages import export_message
+from shared.imports.scan import Importer, ScanResult
 from shared.services import Services
-from shared.sites import SiteConfig
+from shared.store.revisions import RevisionExists
+from shared.store.sites import SiteConfig
 from workers.job import LeasedJob
 
 logger = logging.getLogger(__name__)

@@ -13,11 +13,11 @@ import time
 import orjson
 import pytest
 
-from shared.exportledger import ExportLedger
-from shared.s3 import S3
 from shared.services import Services
+from shared.store.ledger import ExportLedger
+from shared.store.s3 import S3
 from tests.conftest import REPO, Env, run_cli
-from tests.shared.test_exporter import write_revision
+from tests.shared.exports.test_exporter import write_revision
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -33,22 +33,22 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from producers.publisher import publishing_broker
-from shared.filematch import COMPLETED_PREFIX, FAILED_PREFIX
-from shared.filerecords import rejects_key
-from shared.importfile import Limits
-from shared.lease import lease_name
-from shared.messages import scan_message
+from shared.fleet.leases import lease_name
+from shared.fleet.messages import scan_message
+from shared.fleet.publisher import publishing_broker
+from shared.formats.importkeys import COMPLETED_PREFIX, FAILED_PREFIX
+from shared.imports.filerun import Limits
 from shared.metrics import JOB as JOB_LABEL
-from shared.revisions import (
+from shared.services import Services
+from shared.store.rejectreports import rejects_key
+from shared.store.revisions import (
     EventStore,
     RevisionExists,
     RevisionMeta,
     revision_key,
 )
-from shared.s3 import S3
-from shared.services import Services
-from shared.sites import SiteConfig
+from shared.store.s3 import S3
+from shared.store.sites import SiteConfig
 from tests.conftest import REPO, Env, free_port, run_cli
 
 T = TypeVar("T")
@@ -488,9 +488,9 @@ def test_sigkill_mid_file_then_scanning_again_imports_every_row_exactly_once_in_
 SCAN_WITHOUT_LEASE = """
 import sys, time
 
-from shared.importer import Importer
-from shared.importfile import Limits
-from shared.revisions import RevisionExists
+from shared.imports.scan import Importer
+from shared.imports.filerun import Limits
+from shared.store.revisions import RevisionExists
 from shared.services import Services
 from shared.settings import Settings
 
@@ -512,8 +512,8 @@ except RevisionExists:
 ZOMBIE_COMMIT = """
 import sys, time
 
-from shared.importfile import FileImport, FilePosition, Limits
-from shared.revisions import RevisionExists
+from shared.imports.filerun import FileImport, FilePosition, Limits
+from shared.store.revisions import RevisionExists
 from shared.services import Services
 from shared.settings import Settings
 
@@ -698,8 +698,8 @@ def test_worker_processes_given_many_scans_of_one_site_import_one_at_a_time(
 DIE_DURING_MOVE = """
 import os, signal, sys
 
-from shared.importer import Importer
-from shared.s3 import S3, make_client
+from shared.imports.scan import Importer
+from shared.store.s3 import S3, make_client
 from shared.services import Services
 from shared.settings import Settings
 

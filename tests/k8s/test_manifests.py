@@ -24,8 +24,8 @@ import pytest
 import redis
 import yaml
 
-from producers.publisher import publishing_broker
-from shared.messages import export_message, scan_message
+from shared.fleet.messages import export_message, scan_message
+from shared.fleet.publisher import publishing_broker
 from shared.services import Services
 from shared.settings import Settings
 from tests.conftest import REPO

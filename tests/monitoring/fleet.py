@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.messages import QUEUES
+from shared.fleet.messages import QUEUES
 from tests.conftest import REPO
 
 HTTP_TIMEOUT_S = 5.0

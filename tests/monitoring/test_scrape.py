@@ -25,13 +25,13 @@ import pytest
 import redis
 from dramatiq.brokers.redis import RedisBroker
 
-from producers.publisher import publishing_broker
-from shared.lease import Lease
-from shared.messages import IMPORT_QUEUE, SCAN_ACTOR, export_message, scan_message
-from shared.revisions import revisions_prefix
-from shared.s3 import S3
+from shared.fleet.leases import Lease
+from shared.fleet.messages import IMPORT_QUEUE, SCAN_ACTOR, export_message, scan_message
+from shared.fleet.publisher import publishing_broker
 from shared.services import Services
-from shared.sites import SiteConfig
+from shared.store.revisions import revisions_prefix
+from shared.store.s3 import S3
+from shared.store.sites import SiteConfig
 from tests.conftest import Env, free_port, run_cli
 from tests.monitoring.catalog import RULES, Query, dashboard_queries, exported_samples
 from tests.monitoring.fleet import (

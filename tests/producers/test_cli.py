@@ -15,10 +15,10 @@ import orjson
 import pytest
 import redis
 
-from shared.revisions import revision_key
-from shared.s3 import S3
 from shared.services import Services
-from shared.sites import SiteConfig
+from shared.store.revisions import revision_key
+from shared.store.s3 import S3
+from shared.store.sites import SiteConfig
 from tests.conftest import Env, run_cli
 
 pytestmark = pytest.mark.timeout(150)

@@ -8,11 +8,11 @@ import pytest
 import redis
 from dramatiq.brokers.redis import RedisBroker
 
-from shared.messages import IMPORT_QUEUE
-from shared.revisions import revision_key
-from shared.s3 import S3
+from shared.fleet.messages import IMPORT_QUEUE
 from shared.services import Services
-from shared.sites import SiteConfig
+from shared.store.revisions import revision_key
+from shared.store.s3 import S3
+from shared.store.sites import SiteConfig
 from tests.conftest import Env, run_cli
 
 pytestmark = pytest.mark.timeout(120)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.s3 import S3
+from shared.store.s3 import S3
 from tests.conftest import REPO, Env, run_cli
-from tests.shared.kmfiles.exportset import (
+from tests.shared.filetools.exportset import (
     JAN_31_S,
     Line,
     bucket_digest,

@@ -13,13 +13,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from shared.kmfiles.progressmarker import MarkerStore
-from shared.lease import Lease, lease_name
-from shared.revisions import revision_key
+from shared.fleet.leases import Lease, lease_name
 from shared.services import Services
-from shared.sites import SiteConfig
+from shared.store.reimportmarkers import MarkerStore
+from shared.store.revisions import revision_key
+from shared.store.sites import SiteConfig
 from tests.conftest import REPO, Env, run_cli
-from tests.shared.kmfiles.exportset import JAN_31_S, ndjson, tree_digest
+from tests.shared.filetools.exportset import JAN_31_S, ndjson, tree_digest
 
 pytestmark = pytest.mark.timeout(240)
 

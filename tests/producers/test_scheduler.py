@@ -12,10 +12,10 @@ import redis
 
 from producers.scheduler import CLAIM_STALE_S, Published, Scheduler, slot_of
 from shared.clock import FrozenClock
-from shared.messages import EXPORT_ACTOR, SCAN_ACTOR
+from shared.fleet.messages import EXPORT_ACTOR, SCAN_ACTOR
 from shared.metrics import Metrics
 from shared.services import Services
-from shared.sites import SiteConfig
+from shared.store.sites import SiteConfig
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from shared.s3 import S3
 from shared.services import Services
+from shared.store.s3 import S3
 from tests.conftest import Env, run_cli
 
 pytestmark = pytest.mark.timeout(120)

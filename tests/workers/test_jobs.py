@@ -7,14 +7,14 @@ from typing import Any
 import pytest
 
 from shared.clock import iso_utc
-from shared.exporter import Exporter
-from shared.exportledger import ExportLedger
-from shared.importer import Importer
-from shared.lease import Lease
-from shared.s3 import S3
+from shared.exports.exporter import Exporter
+from shared.fleet.leases import Lease
+from shared.imports.scan import Importer
 from shared.services import Services
-from shared.sites import SiteConfig
-from tests.shared.test_exporter import write_revision
+from shared.store.ledger import ExportLedger
+from shared.store.s3 import S3
+from shared.store.sites import SiteConfig
+from tests.shared.exports.test_exporter import write_revision
 from workers.export_job import ExportJob
 from workers.scan_job import ScanJob
 

@@ -1,0 +1,106 @@
+"""Export lines as CSV: fixed columns, then every property in first-seen order.  Streams.
+
+Columns are ``_p, _p2, _t, _n`` and then each property name in the order it first appears in the
+input.  Two passes: the first collects the names (memory grows with the number of distinct
+names, never with lines), the second writes the rows.
+
+A spreadsheet runs a cell that starts with ``= + - @``, a tab or a CR as a formula.  Unless
+``raw``, such text (header cells included) gets a leading ``'``, the usual neutralisation.  Text
+that is a plain decimal number (``-5``, ``+3.25``) is left alone: it cannot run anything.  JSON
+numbers, ``true``/``false`` and nested values are written as JSON text; ``null`` as empty.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable
+from typing import IO, Any
+
+import orjson
+
+from shared.errors import PermanentError
+from shared.filetools.sources import ByteCounter, Input, no_progress
+from shared.formats.exportlines import RESERVED_KEYS, Line, Problems
+
+FORMULA_TRIGGERS = frozenset("=+-@\t\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\Z")
+
+
+class InputChanged(PermanentError):
+    """The input changed between the two passes of a conversion."""
+
+
+def neutralise(text: str) -> str:
+    """``text`` as a spreadsheet will show it rather than run it."""
+    if text[:1] in FORMULA_TRIGGERS and not _PLAIN_NUMBER.match(text):
+        return "'" + text
+    return text
+
+
+def render(value: Any, raw: bool = False) -> str:
+    """One cell: text as it is (neutralised unless ``raw``); anything else as JSON text."""
+    if type(value) is str:
+        return value if raw else neutralise(value)
+    if value is None:
+        return ""
+    return orjson.dumps(value).decode("utf-8")
+
+
+def collect_properties(lines: Iterable[Line]) -> list[str]:
+    """Property names in first-seen order (the reserved keys excluded)."""
+    seen: dict[str, None] = dict.fromkeys(RESERVED_KEYS)
+    seen_keys = seen.keys()
+    for line in lines:
+        if not line.keys() <= seen_keys:  # a C-speed check; most lines add nothing
+            for key in line:
+                if key not in seen:
+                    seen[key] = None
+    return list(seen)[len(RESERVED_KEYS):]
+
+
+def header(properties: list[str], raw: bool = False) -> list[str]:
+    return [*RESERVED_KEYS, *(name if raw else neutralise(name) for name in properties)]
+
+
+def write_rows(lines: Iterable[Line], properties: list[str], out: IO[str],
+               raw: bool = False) -> int:
+    """Write the header and one row per line; returns the number of rows."""
+    index = {name: i for i, name in enumerate((*RESERVED_KEYS, *properties))}
+    width = len(index)
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header(properties, raw))
+    writerow = writer.writerow
+    triggers = FORMULA_TRIGGERS
+    count = 0
+    for line in lines:
+        row = [""] * width
+        try:
+            for key, value in line.items():
+                if type(value) is not str:
+                    row[index[key]] = render(value)
+                elif not raw and value[:1] in triggers:
+                    row[index[key]] = neutralise(value)
+                else:
+                    row[index[key]] = value
+        except KeyError as exc:
+            raise InputChanged(f"the input changed while it was being converted (property "
+                               f"{exc.args[0]!r} was not there in the first pass)") from None
+        writerow(row)
+        count += 1
+    return count
+
+
+def to_csv(inp: Input, out: IO[bytes], problems: Problems, raw: bool = False,
+           on_bytes_first: ByteCounter = no_progress,
+           on_bytes_second: ByteCounter = no_progress) -> int:
+    """Convert ``inp`` to CSV (UTF-8) on ``out`` in two streaming passes; returns the rows."""
+    properties = collect_properties(line for _text, line in inp.lines(problems, on_bytes_first))
+    text_out = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=False)
+    try:
+        lines = (line for _text, line in inp.lines(Problems.silenced(), on_bytes_second))
+        return write_rows(lines, properties, text_out, raw)
+    finally:
+        text_out.flush()
+        text_out.detach()

@@ -1,0 +1,199 @@
+"""Streaming CSV records out of a byte stream, with exact byte and line positions.
+
+The import resumes a file from the byte just after the last committed record, so every record
+carries the offset where it ends (in the decompressed stream for gzip files).  Lines are read
+with a length limit, so a file without newlines never fills memory; bad UTF-8, over-long lines
+and malformed quoting become per-record errors instead of stopping the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from shared.errors import BadFile
+from shared.formats.csvrows import MAX_FIELD_BYTES
+from shared.formats.streams import ByteSource, RawSource
+
+BOM = b"\xef\xbb\xbf"
+MAX_LINE_BYTES = 1024 * 1024
+READ_BUFFER_BYTES = 1024 * 1024
+_GZIP_ERRORS = (OSError, EOFError, zlib.error)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One CSV record: its cells, or the reason it could not be read."""
+
+    number: int  # data record number in the file, 1-based; the header is record 0
+    line: int  # physical line where the record starts, 1-based
+    end_byte: int  # offset just past the record's last byte
+    end_line: int  # last physical line of the record
+    cells: list[str] | None
+    error: str | None = None
+    error_code: str | None = None  # "malformed", "utf8", "oversized": a metric label
+
+
+def open_lines(source: ByteSource, *, gzipped: bool) -> io.BufferedIOBase:
+    """A buffered, line-readable view of ``source``, decompressing gzip on the fly."""
+    buffered = io.BufferedReader(RawSource(source), buffer_size=READ_BUFFER_BYTES)
+    if gzipped:
+        # GzipFile.readline runs in Python; a BufferedReader on top makes it C.
+        inflated = gzip.GzipFile(fileobj=buffered, mode="rb")
+        return io.BufferedReader(inflated, buffer_size=READ_BUFFER_BYTES)
+    return buffered
+
+
+def skip_bytes(file: io.BufferedIOBase, count_bytes: int) -> None:
+    """Read and drop ``count_bytes`` bytes (to resume a gzip file, which cannot seek)."""
+    left = count_bytes
+    try:
+        while left > 0:
+            chunk = file.read(min(left, READ_BUFFER_BYTES))
+            if not chunk:
+                raise BadFile(f"file is shorter than its recorded import position ({count_bytes} "
+                              "bytes)")
+            left -= len(chunk)
+    except _GZIP_ERRORS as exc:
+        raise BadFile(f"not a valid gzip file: {exc}") from None
+
+
+class RecordReader:
+    """Iterates the records of a file positioned at ``start_byte`` (a record boundary).
+
+    ``start_line`` and ``start_record`` number the first line and record read from there, so
+    a resumed file reports the same numbers as a file read from its start.
+    """
+
+    def __init__(self, file: io.BufferedIOBase, *, start_byte: int = 0, start_line: int = 1,
+                 start_record: int = 0, max_line_bytes: int = MAX_LINE_BYTES) -> None:
+        self._file = file
+        self._pos = start_byte
+        self._line = start_line - 1
+        self._next_record = start_record
+        self._max_line_bytes = max_line_bytes
+        self._strip_bom = start_byte == 0
+        self._bad_utf8: set[int] = set()
+        self._oversized: set[int] = set()
+        # strict: broken quoting is reported as a bad row, never silently mangled into data.
+        self._reader = csv.reader(self._text_lines(), strict=True)
+        # What ``read()`` last returned: see there.
+        self.number = start_record - 1
+        self.line = start_line - 1
+        self.error: str | None = None
+        self.error_code: str | None = None
+
+    @property
+    def position_bytes(self) -> int:
+        return self._pos
+
+    def _readline(self) -> bytes:
+        try:
+            return self._file.readline(self._max_line_bytes)
+        except _GZIP_ERRORS as exc:
+            raise BadFile(f"not a valid gzip file: {exc}") from None
+
+    def _text_lines(self) -> Iterator[str]:
+        limit = self._max_line_bytes
+        while True:
+            raw = self._readline()
+            if not raw:
+                return
+            self._line += 1
+            size = len(raw)
+            if size >= limit and not raw.endswith(b"\n"):
+                # Drop the rest of an over-long line without holding it; the record reports it.
+                while raw and not raw.endswith(b"\n"):
+                    raw = self._readline()
+                    size += len(raw)
+                self._pos += size
+                self._oversized.add(self._line)
+                self._strip_bom = False
+                yield "\n"
+                continue
+            self._pos += size
+            if self._strip_bom:
+                self._strip_bom = False
+                if raw.startswith(BOM):
+                    raw = raw[len(BOM):]
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError:
+                self._bad_utf8.add(self._line)
+                yield raw.decode("utf-8", "replace")
+
+    def _flagged(self, first: int, last: int) -> tuple[str, str] | None:
+        if self._oversized and any(n in self._oversized for n in range(first, last + 1)):
+            return "oversized", f"line longer than {self._max_line_bytes} bytes"
+        if self._bad_utf8 and any(n in self._bad_utf8 for n in range(first, last + 1)):
+            return "utf8", "invalid UTF-8"
+        return None
+
+    def read(self) -> list[str] | None:
+        """The next record's cells, or ``None`` when it cannot be read (``error`` says why);
+        ``StopIteration`` at the end.
+
+        The hot path of the import: no object per record.  After the call, ``number``,
+        ``line``, ``end_line``, ``position_bytes`` and ``error``/``error_code`` describe the
+        record just read (the csv module never reads ahead of the record it returns).
+        """
+        while True:
+            first_line = self._line + 1
+            start_byte = self._pos
+            self.error = self.error_code = None
+            try:
+                cells: list[str] | None = next(self._reader)
+            except csv.Error as exc:
+                cells, self.error_code, self.error = None, "malformed", f"malformed CSV: {exc}"
+                if self._pos - start_byte > MAX_FIELD_BYTES:
+                    # The csv module's own field limit tripped: the record is simply too big.
+                    self.error_code = "oversized"
+                    self.error = f"record of {self._pos - start_byte} bytes has a field over " \
+                                 f"the limit of {MAX_FIELD_BYTES} bytes"
+            flagged = (self._flagged(first_line, self._line)
+                       if self._oversized or self._bad_utf8 else None)
+            if cells == [] and flagged is None:
+                continue  # blank line
+            self.number = self._next_record
+            self._next_record += 1
+            self.line = first_line
+            if flagged is not None:
+                cells = None
+                self.error_code, self.error = flagged
+            elif cells and self._pos - start_byte > MAX_FIELD_BYTES:
+                longest = max(len(c.encode("utf-8")) for c in cells)
+                if longest > MAX_FIELD_BYTES:
+                    cells = None
+                    self.error_code = "oversized"
+                    self.error = f"field of {longest} bytes (limit {MAX_FIELD_BYTES})"
+            return cells
+
+    @property
+    def end_line(self) -> int:
+        return self._line
+
+    def __iter__(self) -> Iterator[Record]:
+        return self
+
+    def __next__(self) -> Record:
+        cells = self.read()
+        return Record(number=self.number, line=self.line, end_byte=self._pos,
+                      end_line=self._line, cells=cells, error=self.error,
+                      error_code=self.error_code)
+
+
+def read_header(reader: RecordReader) -> Record:
+    """Take the header, the first record of a reader started at byte 0; ``BadFile`` if none."""
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise BadFile("file is empty: no header row") from None
+    if header.error_code == "utf8":
+        raise BadFile("not a CSV text file: the first line is not valid UTF-8")
+    if header.cells is None:
+        raise BadFile(f"header row is unreadable: {header.error}")
+    return header

@@ -1,0 +1,65 @@
+"""What bucketbridge exported for a site, kept durably in the store bucket.
+
+One object, ``sites/<site>/export/ledger.csv``: its body is the export index (one row per
+exported revision) and its metadata the regular cycle's position (every revision up to it has
+been exported or passed over as too old).  Each commit replaces it conditionally on the version
+read, so two exporters can never both advance it; losing that race raises
+``PreconditionFailed``.  The customer's bucket is never read to decide anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from shared.errors import ObjectMissing
+from shared.formats.exportfiles import IndexRow, format_index, parse_index
+from shared.store.s3 import S3
+
+_POSITION = "bb-position"
+_LAST_SUCCESS = "bb-last-success-at"
+
+
+def ledger_key(site: str) -> str:
+    return f"sites/{site}/export/ledger.csv"
+
+
+@dataclass
+class Ledger:
+    position: int = 0
+    rows: list[IndexRow] = field(default_factory=list)
+    last_success_at: str | None = None
+    etag: str | None = None
+
+    @property
+    def max_exported_t(self) -> int | None:
+        return max((r.max_t for r in self.rows if r.max_t is not None), default=None)
+
+
+class ExportLedger:
+    def __init__(self, s3: S3, bucket: str) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+
+    def load(self, site: str) -> Ledger:
+        info = self.s3.head(self.bucket, ledger_key(site))
+        if info is None:
+            return Ledger()
+        try:
+            with self.s3.open(self.bucket, ledger_key(site), if_match=info.etag) as stream:
+                body = stream.read()
+        except ObjectMissing:
+            return Ledger()
+        position = int(info.metadata.get(_POSITION, "0"))
+        rows = [r for r in parse_index(body) if r.number <= position]
+        return Ledger(position=position, rows=rows,
+                      last_success_at=info.metadata.get(_LAST_SUCCESS), etag=info.etag)
+
+    def commit(self, site: str, ledger: Ledger, position: int, new_rows: list[IndexRow],
+               now_iso: str) -> Ledger:
+        """Advance to ``position`` with ``new_rows`` exported; fenced on the version loaded."""
+        rows = ledger.rows + new_rows
+        metadata = {_POSITION: str(position), _LAST_SUCCESS: now_iso}
+        etag = self.s3.put(self.bucket, ledger_key(site), format_index(rows), metadata=metadata,
+                           if_match=ledger.etag, if_none_match=ledger.etag is None,
+                           content_type="text/csv")
+        return Ledger(position=position, rows=rows, last_success_at=now_iso, etag=etag)

@@ -1,0 +1,141 @@
+"""The site registry: each site's configuration as ``sites/<site>/site.json`` in the store bucket.
+
+Writes are conditional (create only if absent; update only the version read), so two operators
+or two replicas can never silently overwrite each other's change.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import orjson
+
+from shared.errors import ConfigError, PreconditionFailed, SiteExists, SiteNotFound, UsageError
+from shared.formats.importkeys import FilePattern
+from shared.store.s3 import S3
+
+_SITE_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+_UPDATE_ATTEMPTS = 5
+
+
+def validate_site_id(site: str) -> str:
+    if not _SITE_ID.match(site):
+        raise UsageError(f"invalid site id {site!r}: use 1-40 lowercase letters, digits and "
+                         "dashes, starting and ending with a letter or digit")
+    return site
+
+
+def validate_bucket(bucket: str, what: str) -> str:
+    if not _BUCKET.match(bucket) or ".." in bucket:
+        raise UsageError(f"invalid {what} {bucket!r}: not an S3 bucket name")
+    return bucket
+
+
+def site_config_key(site: str) -> str:
+    return f"sites/{site}/site.json"
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    site_id: str
+    import_bucket: str
+    base_filename: str
+    export_bucket: str | None = None
+    export_prefix: str = ""
+    role_arn: str | None = None
+    external_id: str | None = None
+    paused: bool = False
+
+    def __post_init__(self) -> None:
+        validate_site_id(self.site_id)
+        validate_bucket(self.import_bucket, "import bucket")
+        FilePattern.from_base_filename(self.base_filename)
+        if self.export_bucket is not None:
+            validate_bucket(self.export_bucket, "export bucket")
+        if self.export_prefix.startswith("/"):
+            raise UsageError(f"export prefix {self.export_prefix!r} may not start with /")
+        if (self.role_arn is None) != (self.external_id is None):
+            raise UsageError("--role-arn and --external-id go together")
+        if self.role_arn is not None and not _ROLE_ARN.match(self.role_arn):
+            raise UsageError(f"invalid role ARN {self.role_arn!r}")
+
+    @property
+    def pattern(self) -> FilePattern:
+        return FilePattern.from_base_filename(self.base_filename)
+
+    @property
+    def exports(self) -> bool:
+        return self.export_bucket is not None
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2)
+
+    @classmethod
+    def from_json(cls, data: bytes) -> SiteConfig:
+        try:
+            raw: dict[str, Any] = orjson.loads(data)
+            known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
+            return cls(**known)
+        except (orjson.JSONDecodeError, TypeError, UsageError) as exc:
+            raise ConfigError(f"unreadable site configuration: {exc}") from None
+
+
+class SiteRegistry:
+    def __init__(self, s3: S3, bucket: str) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+
+    def create(self, config: SiteConfig) -> None:
+        try:
+            self.s3.put(self.bucket, site_config_key(config.site_id), config.to_json(),
+                        if_none_match=True, content_type="application/json")
+        except PreconditionFailed:
+            raise SiteExists(f"site {config.site_id} exists already") from None
+
+    def exists(self, site: str) -> bool:
+        return self.s3.head(self.bucket, site_config_key(validate_site_id(site))) is not None
+
+    def get_versioned(self, site: str) -> tuple[SiteConfig, str]:
+        validate_site_id(site)
+        info = self.s3.head(self.bucket, site_config_key(site))
+        if info is None:
+            raise SiteNotFound(f"no site {site!r}")
+        with self.s3.open(self.bucket, site_config_key(site)) as stream:
+            return SiteConfig.from_json(stream.read()), info.etag
+
+    def get(self, site: str) -> SiteConfig:
+        return self.get_versioned(site)[0]
+
+    def update(self, site: str, change: Callable[[SiteConfig], SiteConfig]) -> SiteConfig:
+        """Apply ``change`` to the current configuration, retrying if another writer won."""
+        for _ in range(_UPDATE_ATTEMPTS):
+            current, etag = self.get_versioned(site)
+            updated = change(current)
+            try:
+                self.s3.put(self.bucket, site_config_key(site), updated.to_json(),
+                            if_match=etag, content_type="application/json")
+            except PreconditionFailed:
+                continue
+            return updated
+        raise PreconditionFailed(f"site {site} kept changing under us; try again")
+
+    def set_paused(self, site: str, paused: bool) -> SiteConfig:
+        return self.update(site, lambda c: replace(c, paused=paused))
+
+    def site_ids(self) -> Iterator[str]:
+        for prefix in self.s3.list_prefixes(self.bucket, "sites/"):
+            site = prefix[len("sites/"):].rstrip("/")
+            if _SITE_ID.match(site):
+                yield site
+
+    def all(self) -> Iterator[SiteConfig]:
+        for site in self.site_ids():
+            try:
+                yield self.get(site)
+            except SiteNotFound:
+                continue

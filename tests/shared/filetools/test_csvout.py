@@ -1,0 +1,176 @@
+"""CSV: fixed columns then properties in first-seen order, formula neutralisation (and --raw),
+values rendered exactly, a changed input detected, and memory bounded while streaming."""
+
+from __future__ import annotations
+
+import csv
+import io
+import tracemalloc
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.filetools.csvout import (
+    InputChanged,
+    collect_properties,
+    neutralise,
+    render,
+    to_csv,
+)
+from shared.filetools.sources import ByteSource, LocalLocation, resolve_input
+from shared.formats.exportlines import Problem, Problems
+from shared.store.s3 import S3
+from tests.shared.filetools.exportset import Line, ndjson, write_revisions
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def no_s3() -> S3:
+    raise AssertionError("no S3 here")
+
+
+def rows_of(data: bytes) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("=SUM(A1:A9)", "'=SUM(A1:A9)"),
+    ("+1+2", "'+1+2"),
+    ("-2+3", "'-2+3"),
+    ("@cmd", "'@cmd"),
+    ("\tx", "'\tx"),
+    ("\r=1", "'\r=1"),
+    ('=HYPERLINK("http://x","y")', '\'=HYPERLINK("http://x","y")'),
+    ("-", "'-"),
+    ("-5", "-5"),
+    ("+3.25", "+3.25"),
+    ("-1e5", "-1e5"),
+    ("", ""),
+    ("a=b", "a=b"),
+    (" =1", " =1"),
+    ("Plain text", "Plain text"),
+])
+def test_text_a_spreadsheet_would_run_gets_a_leading_quote(text: str, shown: str) -> None:
+    assert neutralise(text) == shown
+
+
+@pytest.mark.parametrize(("value", "cell"), [
+    (None, ""), (True, "true"), (False, "false"), (0, "0"), (-5, "-5"), (1.5, "1.5"),
+    ([1, "=x"], '[1,"=x"]'), ({"a": {"b": None}}, '{"a":{"b":null}}'), ("=x", "'=x"),
+])
+def test_values_render_as_text_or_json(value: object, cell: str) -> None:
+    assert render(value) == cell
+
+
+def test_raw_leaves_text_alone() -> None:
+    assert render("=x", raw=True) == "=x"
+
+
+def test_properties_are_collected_in_first_seen_order_without_the_reserved_keys() -> None:
+    lines: list[Line] = [{"_p": "a", "_t": 1, "Zeta": 1}, {"_p": "b", "_p2": "c", "Größe": "L"},
+             {"_p": "d", "_n": "x", "Alpha": 1, "Zeta": 2}, {"_p": "e", "東京": True}]
+    assert collect_properties(lines) == ["Zeta", "Größe", "Alpha", "東京"]
+
+
+def test_to_csv_writes_fixed_columns_then_properties_neutralised(tmp_path: Path) -> None:
+    # Given lines with unicode property names, formula-like text and varied value types
+    lines: list[Line] = [
+        {"_p": "anna", "_t": 1706659200, "_n": "Signed Up", "Plan": "=1+1", "Größe": "L"},
+        {"_p": "+44 20 7946", "_p2": "anna@example.com"},
+        {"_p": "bob", "_t": 1706659300, "Amount": -12.5, "Tags": ["a", "b"], "Plan": "-5",
+         "=evil": "@x"},
+    ]
+    write_revisions(tmp_path, {1: ndjson(lines[:2]), 2: ndjson(lines[2:])}, gzipped=[2])
+    inp = resolve_input(str(tmp_path), no_s3)
+    # When converted
+    out = io.BytesIO()
+    assert to_csv(inp, out, Problems(strict=True)) == 3
+    # Then the header is _p,_p2,_t,_n and the properties as first seen; cells are neutralised
+    assert rows_of(out.getvalue()) == [
+        ["_p", "_p2", "_t", "_n", "Plan", "Größe", "Amount", "Tags", "'=evil"],
+        ["anna", "", "1706659200", "Signed Up", "'=1+1", "L", "", "", ""],
+        ["'+44 20 7946", "anna@example.com", "", "", "", "", "", "", ""],
+        ["bob", "", "1706659300", "", "-5", "", "-12.5", '["a","b"]', "'@x"],
+    ]
+    # And --raw keeps every value as it was
+    raw = io.BytesIO()
+    to_csv(inp, raw, Problems(strict=True), raw=True)
+    assert rows_of(raw.getvalue())[0][-1] == "=evil"
+    assert rows_of(raw.getvalue())[1][4] == "=1+1"
+
+
+def test_bad_lines_are_reported_once_over_both_passes(tmp_path: Path) -> None:
+    write_revisions(tmp_path, {1: b'{"_p":"a","X":1}\n{nope\n{"_p":"b","Y":2}\n'})
+    found: list[Problem] = []
+    out = io.BytesIO()
+    assert to_csv(resolve_input(str(tmp_path), no_s3), out, Problems(report=found.append)) == 2
+    assert [(p.line, p.reason.split(":")[0]) for p in found] == [(2, "bad JSON")]
+    assert rows_of(out.getvalue())[0] == ["_p", "_p2", "_t", "_n", "X", "Y"]
+
+
+class _Changing(LocalLocation):
+    """A directory whose file gains a property after it was read once."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.opened = 0
+
+    def open_raw(self, name: str, start_byte: int = 0) -> ByteSource:
+        self.opened += 1
+        if self.opened == 2:
+            (self.root / name).write_bytes(b'{"_p":"a","New":1}\n')
+        return super().open_raw(name, start_byte)
+
+
+def test_an_input_that_changes_between_the_passes_is_an_error_not_a_wrong_file(
+        tmp_path: Path) -> None:
+    write_revisions(tmp_path, {1: b'{"_p":"a","Old":1}\n'})
+    inp = resolve_input(str(tmp_path), no_s3)
+    changing = type(inp)(_Changing(tmp_path), inp.parts)
+    with pytest.raises(InputChanged, match="property 'New' was not there in the first pass"):
+        to_csv(changing, io.BytesIO(), Problems())
+
+
+class _CountingSink(io.RawIOBase):
+    def __init__(self) -> None:
+        self.size_bytes = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: object) -> int:
+        n = len(data)  # type: ignore[arg-type]
+        self.size_bytes += n
+        return n
+
+
+def _lines(count: int) -> Iterator[bytes]:
+    for i in range(count):
+        yield ndjson([{"_p": f"user-{i}", "_t": 1706659200 + i, "_n": "Viewed Page",
+                       "Page": f"/products/{i % 500}", "Referrer": "https://example.com/" * 3,
+                       "Plan": ("Pro", "Free", "=cmd")[i % 3]}])
+
+
+def test_conversion_memory_stays_bounded_as_the_input_grows(tmp_path: Path) -> None:
+    # Given an input of about 20 MB
+    path = tmp_path / "1.json"
+    with path.open("wb") as f:
+        for raw in _lines(120_000):
+            f.write(raw)
+    size_bytes = path.stat().st_size
+    inp = resolve_input(str(path), no_s3)
+    sink = _CountingSink()
+    out = io.BufferedWriter(sink)
+    # When converted to CSV while Python allocations are traced
+    tracemalloc.start()
+    try:
+        rows = to_csv(inp, out, Problems(strict=True))
+        out.flush()
+        _current, peak_bytes = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Then every row was written, and the peak is a few buffers, not the file or its lines
+    assert rows == 120_000 and sink.size_bytes > size_bytes // 3
+    assert size_bytes > 15_000_000
+    assert peak_bytes < 8 * 1024 * 1024, peak_bytes
