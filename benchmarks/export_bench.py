@@ -25,9 +25,10 @@ from pathlib import Path
 import orjson
 from harness import MotoServer, run_in_child, timed
 
-from shared.clock import SystemClock, iso_utc
+from shared.clock import SystemClock
 from shared.exports.exporter import Destination, Exporter
 from shared.fleet.hints import RevisionTailCache
+from shared.formats.times import iso_utc
 from shared.metrics import Metrics
 from shared.store.ledger import ExportLedger, ledger_key
 from shared.store.revisions import EventStore, RevisionMeta

@@ -33,7 +33,7 @@ from producers.output import console as make_console
 from producers.scheduler import Scheduler
 from producers.sites_cmd import render_preview
 from producers.status_cmd import site_status, status_rows
-from shared.errors import RedisUnavailable, UsageError
+from shared.errors import RedisUnavailable, UserError
 from shared.fleet.messages import export_message
 from shared.imports.preview import preview_file
 from shared.imports.scan import matching_files
@@ -120,7 +120,7 @@ def demo(app: AppContext, keep_running: bool) -> None:
     try:
         from moto.server import ThreadedMotoServer
     except ImportError:
-        raise UsageError("bucketbridge demo needs its embedded S3 endpoint: "
+        raise UserError("bucketbridge demo needs its embedded S3 endpoint: "
                          "pip install 'bucketbridge[demo]'") from None
 
     console = make_console()

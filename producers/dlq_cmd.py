@@ -11,7 +11,7 @@ from rich.table import Table
 
 from producers.context import AppContext
 from producers.output import console
-from shared.errors import UsageError
+from shared.errors import UserError
 from shared.fleet.deadletters import DeadLetterQueue
 from shared.fleet.messages import QUEUES
 from shared.fleet.publisher import publishing_broker
@@ -57,12 +57,12 @@ def list_letters(app: AppContext, as_json: bool) -> None:
 def requeue(app: AppContext, ids: tuple[str, ...], everything: bool) -> None:
     """Send dead letters again as fresh messages (ids or unique id prefixes)."""
     if bool(ids) == everything:
-        raise UsageError("name dead letters by id, or pass --all (not both)")
+        raise UserError("name dead letters by id, or pass --all (not both)")
     queue = _queue(app)
     try:
         letters = queue.letters() if everything else queue.resolve(ids)
     except KeyError as exc:
-        raise UsageError(f"no single dead letter matches id {exc.args[0]!r} "
+        raise UserError(f"no single dead letter matches id {exc.args[0]!r} "
                          "(see bucketbridge dlq list)") from None
     sent = queue.requeue(letters, publishing_broker(app.services).enqueue)
     for letter, message in zip(letters, sent, strict=True):
@@ -80,6 +80,6 @@ def purge(app: AppContext, yes: bool) -> None:
     count = len(queue.letters())
     if count and not yes:
         if not sys.stdin.isatty():
-            raise UsageError("confirmation needed: run in a terminal or pass --yes")
+            raise UserError("confirmation needed: run in a terminal or pass --yes")
         click.confirm(f"Drop {count} dead-lettered message(s) for good?", abort=True)
     click.echo(f"{queue.purge()} dead-lettered message(s) purged")

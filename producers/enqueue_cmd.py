@@ -5,24 +5,24 @@ from __future__ import annotations
 import click
 
 from producers.context import AppContext
-from shared.clock import iso_utc, parse_iso_utc
-from shared.errors import UsageError
+from shared.errors import UserError
 from shared.fleet.messages import export_message, scan_message
 from shared.fleet.publisher import publishing_broker
+from shared.formats.names import validate_site_id
+from shared.formats.times import iso_utc, parse_iso_utc
 from shared.store.ledger import ExportLedger
-from shared.store.sites import validate_site_id
 
 pass_app = click.make_pass_decorator(AppContext)
 
 
 def parse_cutoff(text: str) -> str:
-    """``yesterday``, ``now`` or an ISO 8601 time; ``UsageError`` otherwise."""
+    """``yesterday``, ``now`` or an ISO 8601 time; ``UserError`` otherwise."""
     if text in {"yesterday", "now"}:
         return text
     try:
         return iso_utc(parse_iso_utc(text))
     except ValueError:
-        raise UsageError(f"invalid --cutoff {text!r}: use yesterday, now or an ISO 8601 "
+        raise UserError(f"invalid --cutoff {text!r}: use yesterday, now or an ISO 8601 "
                          "time such as 2024-05-01T00:00:00Z") from None
 
 
@@ -53,7 +53,7 @@ def enqueue_export(app: AppContext, site: str, cutoff: str) -> None:
     svc = app.services
     config = svc.sites.get(validate_site_id(site))
     if not config.exports:
-        raise UsageError(f"site {site} has no export bucket")
+        raise UserError(f"site {site} has no export bucket")
     message = publishing_broker(svc).enqueue(
         export_message(site, cutoff=None if cutoff == "yesterday" else cutoff))
     click.echo(f"queued export {site} (message {message.message_id})")
@@ -69,14 +69,14 @@ def enqueue_export(app: AppContext, site: str, cutoff: str) -> None:
 def enqueue_reexport(app: AppContext, site: str, first: int, last: int | None) -> None:
     """Export a range of revisions again, on purpose."""
     if last is not None and last < first:
-        raise UsageError(f"--to {last} is before --from {first}")
+        raise UserError(f"--to {last} is before --from {first}")
     svc = app.services
     config = svc.sites.get(validate_site_id(site))
     if not config.exports:
-        raise UsageError(f"site {site} has no export bucket")
+        raise UserError(f"site {site} has no export bucket")
     position = ExportLedger(svc.store_s3, app.settings.store_bucket).load(site).position
     if first > position:
-        raise UsageError(f"site {site} has exported revisions up to {position} only; "
+        raise UserError(f"site {site} has exported revisions up to {position} only; "
                          f"--from {first} would re-export nothing")
     message = publishing_broker(svc).enqueue(export_message(site, first=first, last=last))
     span = f"{first}..{last}" if last else f"{first}.."

@@ -19,16 +19,16 @@ import click
 
 from producers.context import AppContext
 from producers.files_io import Feedback, output
-from shared.errors import RetryableError, UsageError
+from shared.errors import RetryableError, UserError
 from shared.filetools.aliases import filter_identity
 from shared.filetools.convert import compile_lines, split_aliases, to_json_array
 from shared.filetools.csvout import to_csv
 from shared.filetools.daily import day_lines, day_window, index_of, input_paths, overlapping
-from shared.filetools.sources import Input, S3Factory, resolve_input, resolve_root
+from shared.filetools.sources import Input, ReaderFactory, resolve_input, resolve_root
 from shared.formats.exportlines import Problems
+from shared.formats.names import validate_site_id
 from shared.imports.reimport import Reimporter, check_file
 from shared.store.s3 import S3, make_client
-from shared.store.sites import validate_site_id
 
 pass_app = click.make_pass_decorator(AppContext)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,7 +38,7 @@ class ReimportStopped(RetryableError):
     """The reimport was interrupted; running the same command again continues it."""
 
 
-def _s3_factory(app: AppContext) -> S3Factory:
+def _s3_factory(app: AppContext) -> ReaderFactory:
     """Builds the S3 client the first time an ``s3://`` location needs it."""
     built: list[S3] = []
 
@@ -135,9 +135,9 @@ def split_aliases_cmd(app: AppContext, source: str, aliases_path: str, others_pa
                       strict: bool) -> None:
     """Write the alias lines of SOURCE to one file and the other lines to another."""
     if "-" in (aliases_path, others_path):
-        raise UsageError("--aliases and --others name files; standard output cannot take both")
+        raise UserError("--aliases and --others name files; standard output cannot take both")
     if aliases_path == others_path:
-        raise UsageError("--aliases and --others must be two different files")
+        raise UserError("--aliases and --others must be two different files")
     inp = _input(app, source)
     with (Feedback() as fb, output(aliases_path, inp.local_paths()) as aliases,
           output(others_path, inp.local_paths()) as others):

@@ -32,7 +32,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from shared.errors import UsageError
+from shared.errors import UserError
 from shared.filetools.sources import ByteCounter, no_progress
 from shared.formats.exportlines import Problem
 
@@ -134,16 +134,16 @@ def output(path: str | None, inputs: Sequence[Path] = ()) -> Iterator[IO[bytes]]
         return
     target = Path(path)
     if not target.parent.is_dir():
-        raise UsageError(f"cannot write {path}: no such directory {target.parent}")
+        raise UserError(f"cannot write {path}: no such directory {target.parent}")
     if target.is_dir():
-        raise UsageError(f"cannot write {path}: it is a directory")
+        raise UserError(f"cannot write {path}: it is a directory")
     if _is_input(target, inputs):
-        raise UsageError(f"refusing to write {path}: it is one of the inputs")
+        raise UserError(f"refusing to write {path}: it is one of the inputs")
     temporary = target.parent / f".{target.name}.{os.getpid()}.tmp"
     try:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+        raise UserError(f"cannot write {path}: {exc.strerror}") from None
     try:
         with open(fd, "wb", buffering=WRITE_BUFFER_BYTES) as file:
             yield file

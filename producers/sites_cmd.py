@@ -13,11 +13,12 @@ from rich.table import Table
 
 from producers.context import AppContext
 from producers.output import console as make_console
-from shared.errors import BadFile, SiteExists, UsageError
+from shared.errors import BadFile, SiteExists, UserError
+from shared.formats.names import validate_site_id
 from shared.imports.preview import Preview, preview_file
 from shared.imports.scan import matching_files
 from shared.store.s3 import S3
-from shared.store.sites import SiteConfig, validate_site_id
+from shared.store.sites import SiteConfig
 
 pass_app = click.make_pass_decorator(AppContext)
 
@@ -45,11 +46,11 @@ def _load_preview(s3: S3, site: SiteConfig) -> tuple[Preview, int]:
     if not files:
         exts = " or ".join(f"{site.pattern.folder}{site.pattern.stem}*{e}"
                            for e in site.pattern.extensions)
-        raise UsageError(f"no file matching {exts} in s3://{site.import_bucket}")
+        raise UserError(f"no file matching {exts} in s3://{site.import_bucket}")
     try:
         return preview_file(s3, site.import_bucket, files[0]), len(files)
     except BadFile as exc:
-        raise UsageError(f"{files[0].key} cannot be imported: {exc.reason}") from None
+        raise UserError(f"{files[0].key} cannot be imported: {exc.reason}") from None
 
 
 def _reachable(app: AppContext, config: SiteConfig) -> S3:
@@ -94,7 +95,7 @@ def add(app: AppContext, site: str, import_bucket: str, base_filename: str,
                   "byte order of their names.")
     if not yes:
         if not sys.stdin.isatty():
-            raise UsageError("confirmation needed: run in a terminal or pass --yes")
+            raise UserError("confirmation needed: run in a terminal or pass --yes")
         click.confirm(f"Activate site {site}?", abort=True)
     svc.sites.create(config)
     console.print(f"Site {site} is active; the scheduler publishes its first scan on its next "
@@ -147,9 +148,9 @@ def update(app: AppContext, site: str, export_bucket: str | None, export_prefix:
            no_role: bool) -> None:
     """Change how an existing site is exported and reached; checks the buckets first."""
     if no_export and (export_bucket or export_prefix is not None):
-        raise UsageError("--no-export goes alone, without --export-bucket or --export-prefix")
+        raise UserError("--no-export goes alone, without --export-bucket or --export-prefix")
     if no_role and (role_arn or external_id):
-        raise UsageError("--no-role goes alone, without --role-arn or --external-id")
+        raise UserError("--no-role goes alone, without --role-arn or --external-id")
     svc = app.services
     current = svc.sites.get(validate_site_id(site))
     changes: dict[str, object] = {}
@@ -164,7 +165,7 @@ def update(app: AppContext, site: str, export_bucket: str | None, export_prefix:
     if no_role:
         changes.update(role_arn=None, external_id=None)
     if not changes:
-        raise UsageError("nothing to change: give --export-bucket, --export-prefix, "
+        raise UserError("nothing to change: give --export-bucket, --export-prefix, "
                          "--no-export, --role-arn/--external-id or --no-role")
     wanted = replace(current, **changes)  # type: ignore[arg-type]  # validated by SiteConfig
     _reachable(app, wanted)

@@ -10,9 +10,9 @@ from rich.table import Table
 
 from producers.context import AppContext
 from producers.output import console
+from shared.formats.names import validate_site_id
 from shared.imports.progress import export_status, import_status
 from shared.services import Services
-from shared.store.sites import validate_site_id
 
 pass_app = click.make_pass_decorator(AppContext)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -41,20 +40,3 @@ class FrozenClock:
     def advance(self, seconds: float) -> None:
         self._now_s += seconds
         self._mono_s += seconds
-
-
-def utc_datetime(unix_s: float) -> datetime:
-    return datetime.fromtimestamp(unix_s, tz=UTC)
-
-
-def iso_utc(unix_s: float) -> str:
-    """ISO 8601 in UTC with a ``Z`` suffix, to the second: ``2024-01-31T12:00:00Z``."""
-    return utc_datetime(unix_s).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_iso_utc(text: str) -> float:
-    """Unix seconds of an ISO 8601 timestamp; a missing zone means UTC."""
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()

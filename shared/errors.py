@@ -1,9 +1,17 @@
 """One error hierarchy, split by what the caller should do about it.
 
-``RetryableError``: transient trouble (S3 or Redis unreachable, throttling, a 5xx); the same work
-should be tried again later.  ``PermanentError``: retrying the same thing gives the same answer
-(a bad file, a bucket that is missing or denied, bad configuration); report it and move on.
-Library errors are translated into these at the adapters and never leak past them.
+- ``UserError``: the person at the command line asked for something malformed or impossible (a
+  bad site id, an option out of range, a site that does not exist, a bad setting).  The CLI
+  prints it as one line and exits with status 2; nothing was changed.
+- ``RetryableError``: transient trouble (S3 or Redis unreachable, throttling, a 5xx, a lease
+  lost to a pause); the same work should be tried again later.  Workers retry it.
+- ``PermanentError``: retrying the same thing gives the same answer until somebody changes
+  something (a bad file, a bucket that is missing or denied, a lost conditional write, an
+  unreadable stored object).  Workers report it and move on; the CLI exits with status 1.
+
+Library errors (botocore, redis, dramatiq) are translated into these at the adapters
+(``shared.store.s3``, ``shared.fleet``) and never leak past them.  Errors are classified by
+type, never by matching message strings.
 """
 
 from __future__ import annotations
@@ -11,6 +19,10 @@ from __future__ import annotations
 
 class BucketbridgeError(Exception):
     """Base of every error bucketbridge raises on purpose."""
+
+
+class UserError(BucketbridgeError):
+    """A user's mistake: one line, exit status 2, nothing changed."""
 
 
 class RetryableError(BucketbridgeError):
@@ -21,6 +33,21 @@ class PermanentError(BucketbridgeError):
     """Trying again will not help until somebody changes something."""
 
 
+# -- user ------------------------------------------------------------------------------------
+
+
+class SettingsError(UserError):
+    """A setting in the environment is invalid."""
+
+
+class SiteNotFound(UserError):
+    """No site with that id is registered."""
+
+
+class SiteExists(UserError):
+    """A site with that id is already registered."""
+
+
 # -- retryable -------------------------------------------------------------------------------
 
 
@@ -29,26 +56,23 @@ class StorageUnavailable(RetryableError):
 
 
 class RedisUnavailable(RetryableError):
-    """Redis could not be reached."""
+    """Redis could not be reached, or refused a command."""
+
+
+class LeaseLost(RetryableError):
+    """Our lease on a site expired or was taken; this worker must stop writing now, and the
+    work can be done again later under a new lease."""
+
+
+class SiteBusy(RetryableError):
+    """Another holder has the site's lease; try again when it is done."""
 
 
 # -- permanent -------------------------------------------------------------------------------
 
 
-class ConfigError(PermanentError):
-    """A setting or a site configuration is invalid."""
-
-
-class UsageError(PermanentError):
-    """A user asked for something malformed (bad site id, bad option value)."""
-
-
-class SiteNotFound(PermanentError):
-    """No site with that id is registered."""
-
-
-class SiteExists(PermanentError):
-    """A site with that id is already registered."""
+class SiteConfigError(PermanentError):
+    """A stored site configuration cannot be read or is invalid."""
 
 
 class BucketError(PermanentError):
@@ -77,7 +101,3 @@ class BadFile(PermanentError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-class LeaseLost(PermanentError):
-    """Our lease on a site expired or was taken; this worker must stop writing."""

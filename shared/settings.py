@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shared.errors import ConfigError
+from shared.errors import SettingsError
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_STORE_BUCKET = "bucketbridge-store"
@@ -21,18 +21,18 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1,
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"invalid integer value for {name}: {raw!r}") from None
+        raise SettingsError(f"invalid integer value for {name}: {raw!r}") from None
     if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
     if maximum is not None and value > maximum:
-        raise ConfigError(f"{name} must be at most {maximum}, got {value}")
+        raise SettingsError(f"{name} must be at most {maximum}, got {value}")
     return value
 
 
 def _redis_url(env: Mapping[str, str]) -> str:
     url = env.get("BUCKETBRIDGE_REDIS_URL") or DEFAULT_REDIS_URL
     if not url.startswith(_REDIS_SCHEMES):
-        raise ConfigError(f"invalid BUCKETBRIDGE_REDIS_URL {url!r}: use redis://host:port/db, "
+        raise SettingsError(f"invalid BUCKETBRIDGE_REDIS_URL {url!r}: use redis://host:port/db, "
                           "rediss://… or unix://…")
     return url
 

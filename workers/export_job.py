@@ -13,12 +13,12 @@ from typing import Any
 
 import dramatiq
 
-from shared.clock import iso_utc
 from shared.errors import BucketError, PreconditionFailed, RetryableError
 from shared.exports.exporter import Destination, Exporter, ExportResult
 from shared.fleet.leases import EXPORT_LEASE
 from shared.fleet.messages import export_message
 from shared.formats.exportfiles import lookback_start, resolve_cutoff
+from shared.formats.times import iso_utc
 from shared.services import Services
 from shared.store.sites import SiteConfig
 from workers.job import LeasedJob

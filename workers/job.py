@@ -6,9 +6,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from shared.clock import iso_utc
 from shared.errors import RetryableError, SiteNotFound
 from shared.fleet.leases import Lease
+from shared.formats.times import iso_utc
 from shared.services import Services
 from shared.store.jobstatus import JobStatus
 from shared.store.sites import SiteConfig

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from shared.clock import Clock, iso_utc, parse_iso_utc
+from shared.clock import Clock
 from shared.errors import ObjectMissing
 from shared.fleet.hints import RevisionTailCache
 from shared.formats.exportfiles import (
@@ -26,6 +26,7 @@ from shared.formats.exportfiles import (
     format_index,
     format_status,
 )
+from shared.formats.times import iso_utc, parse_iso_utc
 from shared.metrics import Metrics
 from shared.store.ledger import ExportLedger, Ledger
 from shared.store.revisions import (

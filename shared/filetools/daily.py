@@ -10,8 +10,6 @@ do), in numeric order of the files and file order within each.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,22 +17,21 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
-from shared.errors import ObjectMissing, PermanentError, UsageError
+from shared.errors import ObjectMissing, UserError
 from shared.filetools.sources import (
     ByteCounter,
     Input,
     Location,
-    OpenedPart,
     Part,
     no_progress,
     read_small,
 )
-from shared.formats.exportfiles import INDEX_HEADER
+from shared.formats.exportfiles import IndexRow, parse_index
 from shared.formats.exportlines import TIME, LineScanner, Problem, Problems
+from shared.formats.streams import Opened
 
 INDEX_NAME = "index.csv"
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
-_FILENAME = re.compile(r"revisions/(\d+)\.json\Z")
 DAY_S = 86_400
 
 
@@ -65,90 +62,46 @@ class DayWindow:
 
 def parse_day(text: str, option: str) -> date:
     if not _DATE.match(text):
-        raise UsageError(f"invalid {option} {text!r}: expected a UTC date as YYYY-MM-DD")
+        raise UserError(f"invalid {option} {text!r}: expected a UTC date as YYYY-MM-DD")
     try:
         return date.fromisoformat(text)
     except ValueError as exc:
-        raise UsageError(f"invalid {option} {text!r}: {exc}") from None
+        raise UserError(f"invalid {option} {text!r}: {exc}") from None
 
 
 def day_window(on: str | None, first: str | None, last: str | None) -> DayWindow:
     """The window of ``--date`` or of ``--from``/``--to`` (inclusive), exactly one of them."""
     if on is not None:
         if first is not None or last is not None:
-            raise UsageError("give either --date or --from/--to, not both")
+            raise UserError("give either --date or --from/--to, not both")
         day = parse_day(on, "--date")
         return DayWindow(day, day)
     if first is None or last is None:
-        raise UsageError("give --date DAY, or --from DAY and --to DAY")
+        raise UserError("give --date DAY, or --from DAY and --to DAY")
     window = DayWindow(parse_day(first, "--from"), parse_day(last, "--to"))
     if window.last < window.first:
-        raise UsageError(f"--from {first} is after --to {last}")
+        raise UserError(f"--from {first} is after --to {last}")
     return window
 
 
-@dataclass(frozen=True, slots=True)
-class IndexEntry:
-    line: int  # of index.csv, for messages
-    number: int
-    name: str  # "revisions/<n>.json", as the index names it
-    min_t: int | None
-    max_t: int | None
-
-
-def _stamp(text: str) -> int | None:
-    return int(text) if text.strip() else None
-
-
-def parse_index(data: bytes, where: str, problems: Problems) -> list[IndexEntry]:
-    """The rows of an ``index.csv``; a bad row is a problem (with its line), a bad header an
-    error: without it the columns cannot be trusted."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise PermanentError(f"{where} is not UTF-8 text") from None
-    reader = csv.reader(io.StringIO(text))
-    first = next(reader, None)
-    if first is None or tuple(c.strip() for c in first[:len(INDEX_HEADER)]) != INDEX_HEADER:
-        raise PermanentError(f"{where} does not start with the header "
-                             f"{','.join(INDEX_HEADER)}")
-    entries = []
-    for cells in reader:
-        if not cells:
-            continue
-        match = _FILENAME.match(cells[0].strip())
-        if match is None:
-            problems.add(Problem(where, reader.line_num,
-                                 f"Filename {cells[0]!r} is not revisions/<n>.json"))
-            continue
-        try:
-            min_t, max_t = _stamp(cells[1]), _stamp(cells[2])
-        except (IndexError, ValueError):
-            problems.add(Problem(where, reader.line_num,
-                                 "Minimum/Maximum Timestamp are not whole seconds"))
-            continue
-        entries.append(IndexEntry(reader.line_num, int(match.group(1)), match.group(0), min_t,
-                                  max_t))
-    return entries
-
-
-def overlapping(entries: Iterable[IndexEntry], window: DayWindow) -> list[IndexEntry]:
+def overlapping(entries: Iterable[IndexRow], window: DayWindow) -> list[IndexRow]:
     """The entries whose timestamp range meets the window, in numeric order, each number once."""
     chosen = {e.number: e for e in entries if window.overlaps(e.min_t, e.max_t)}
     return [chosen[n] for n in sorted(chosen)]
 
 
-def index_of(root: Location, problems: Problems) -> list[IndexEntry]:
+def index_of(root: Location, problems: Problems) -> list[IndexRow]:
     try:
         data = read_small(root, INDEX_NAME)
     except ObjectMissing:
-        raise UsageError(f"no {INDEX_NAME} in {root.describe()}") from None
-    return parse_index(data, root.describe(INDEX_NAME), problems)
+        raise UserError(f"no {INDEX_NAME} in {root.describe()}") from None
+    where = root.describe(INDEX_NAME)
+    return parse_index(data, where, lambda line, reason: problems.add(Problem(where, line, reason)))
 
 
-def _open_revision(root: Location, entry: IndexEntry) -> tuple[str, OpenedPart] | None:
+def _open_revision(root: Location, entry: IndexRow) -> tuple[str, Opened] | None:
     """``<n>.json`` as the index names it, or ``<n>.json.gz`` if the customer compressed it."""
-    for name in (entry.name, entry.name + ".gz"):
+    for name in (entry.filename, entry.filename + ".gz"):
         try:
             return name, Input(root, (Part(name, 0),)).open(Part(name, 0))
         except ObjectMissing:
@@ -162,13 +115,13 @@ class DayResult:
     lines: int
 
 
-def input_paths(root: Location, entries: Iterable[IndexEntry]) -> list[Path]:
+def input_paths(root: Location, entries: Iterable[IndexRow]) -> list[Path]:
     """The local files a day's run reads (none for S3): an output must not replace them."""
-    names = [INDEX_NAME, *(n for e in entries for n in (e.name, e.name + ".gz"))]
+    names = [INDEX_NAME, *(n for e in entries for n in (e.filename, e.filename + ".gz"))]
     return [p for p in (root.local_path(n) for n in names) if p is not None]
 
 
-def day_lines(root: Location, entries: Iterable[IndexEntry], window: DayWindow, out: IO[bytes],
+def day_lines(root: Location, entries: Iterable[IndexRow], window: DayWindow, out: IO[bytes],
               problems: Problems, on_files: ByteCounter = no_progress) -> DayResult:
     """Write the lines of ``window`` from the revision files of ``entries`` (those of
     ``overlapping``), in order.
@@ -183,7 +136,7 @@ def day_lines(root: Location, entries: Iterable[IndexEntry], window: DayWindow, 
         found = _open_revision(root, entry)
         if found is None:
             problems.add(Problem(index_where, entry.line,
-                                 f"{entry.name} is listed but missing from {root.describe()}"))
+                                 f"{entry.filename} is listed but missing from {root.describe()}"))
             on_files(1)
             continue
         name, opened = found

@@ -8,30 +8,47 @@ recognised by its magic bytes, whatever the name.  Nothing here writes, renames 
 
 from __future__ import annotations
 
-import gzip
-import io
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import IO
+from typing import Protocol
 
-from shared.errors import ObjectMissing, PermanentError, UsageError
+from shared.errors import ObjectMissing, PermanentError, UserError
 from shared.formats.exportlines import Line, LineCheck, LineScanner, Problems
-from shared.formats.streams import ByteSource, RawSource
-from shared.store.s3 import S3
-from shared.store.sites import validate_bucket
+from shared.formats.names import validate_bucket
+from shared.formats.streams import READ_BUFFER_BYTES, ByteSource, Opened, open_stream, skip_bytes
 
 S3_SCHEME = "s3://"
 REVISIONS_DIR = "revisions/"
-GZIP_MAGIC = b"\x1f\x8b"
-READ_BUFFER_BYTES = 1024 * 1024
 _REVISION_NAME = re.compile(r"(\d+)\.json(?:\.gz)?\Z")
 
 ByteCounter = Callable[[int], None]
-S3Factory = Callable[[], S3]
+
+
+class StoredObject(Protocol):
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def size_bytes(self) -> int: ...
+
+
+class ObjectReader(Protocol):
+    """What the tools need of an object store: list, look at and read objects, never write.
+    The CLI passes bucketbridge's S3 adapter; the tools never import it."""
+
+    def list(self, bucket: str, prefix: str = "", *, start_after: str = "",
+             delimiter: str = "") -> Iterator[StoredObject]: ...
+
+    def head(self, bucket: str, key: str) -> StoredObject | None: ...
+
+    def open(self, bucket: str, key: str, *, if_match: str | None = None,
+             start_byte: int = 0, end_byte: int | None = None) -> ByteSource: ...
+
+
+ReaderFactory = Callable[[], ObjectReader]
 
 
 def no_progress(_n: int) -> None:
@@ -57,7 +74,7 @@ def order_revisions(parts: Iterable[Part]) -> list[Part]:
     """The revision files among ``parts`` in numeric order; other files are left out.
 
     Files directly at the top win over those in ``revisions/``.  Two files for one number
-    (``7.json`` and ``7.json.gz``, or ``07.json``) are a ``UsageError``: neither is guessed.
+    (``7.json`` and ``7.json.gz``, or ``07.json``) are a ``UserError``: neither is guessed.
     """
     top: dict[int, Part] = {}
     nested: dict[int, Part] = {}
@@ -70,7 +87,7 @@ def order_revisions(parts: Iterable[Part]) -> list[Part]:
             continue
         table = nested if inside else top
         if number in table:
-            raise UsageError(f"revision {number} is there twice: {table[number].name} and "
+            raise UserError(f"revision {number} is there twice: {table[number].name} and "
                              f"{part.name}; keep one")
         table[number] = part
     chosen = top or nested
@@ -78,12 +95,12 @@ def order_revisions(parts: Iterable[Part]) -> list[Part]:
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
-    """``(bucket, key or prefix)`` of ``s3://bucket/key``; ``UsageError`` if malformed."""
+    """``(bucket, key or prefix)`` of ``s3://bucket/key``; ``UserError`` if malformed."""
     if not url.startswith(S3_SCHEME):
-        raise UsageError(f"invalid S3 URL {url!r}: expected s3://BUCKET/PREFIX")
+        raise UserError(f"invalid S3 URL {url!r}: expected s3://BUCKET/PREFIX")
     bucket, _, key = url[len(S3_SCHEME):].partition("/")
     if not bucket:
-        raise UsageError(f"invalid S3 URL {url!r}: expected s3://BUCKET/PREFIX")
+        raise UserError(f"invalid S3 URL {url!r}: expected s3://BUCKET/PREFIX")
     validate_bucket(bucket, f"bucket in S3 URL {url!r}")
     return bucket, key
 
@@ -122,7 +139,7 @@ class LocalLocation(Location):
             try:
                 entries = sorted(folder.iterdir())
             except OSError as exc:
-                raise UsageError(f"cannot list {folder}: {exc.strerror}") from None
+                raise UserError(f"cannot list {folder}: {exc.strerror}") from None
             for path in entries:
                 if path.is_file():
                     yield Part(prefix + path.name, path.stat().st_size)
@@ -134,7 +151,7 @@ class LocalLocation(Location):
         except FileNotFoundError:
             raise ObjectMissing(f"{path} does not exist") from None
         except OSError as exc:
-            raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+            raise UserError(f"cannot read {path}: {exc.strerror}") from None
         if start_byte:
             file.seek(start_byte)
         return file
@@ -144,7 +161,7 @@ class LocalLocation(Location):
 
 
 class S3Location(Location):
-    def __init__(self, s3: S3, bucket: str, prefix: str) -> None:
+    def __init__(self, s3: ObjectReader, bucket: str, prefix: str) -> None:
         self.s3 = s3
         self.bucket = bucket
         self.prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
@@ -160,26 +177,6 @@ class S3Location(Location):
     def open_raw(self, name: str, start_byte: int = 0) -> ByteSource:
         return self.s3.open(self.bucket, self.prefix + name, start_byte=start_byte)
 
-
-
-class OpenedPart:
-    """A part's decompressed bytes, positioned where asked; close it (or use ``with``)."""
-
-    def __init__(self, file: IO[bytes], gzipped: bool, layers: list[IO[bytes]]) -> None:
-        self.file = file
-        self.gzipped = gzipped
-        self._layers = layers
-
-    def close(self) -> None:
-        for layer in self._layers:
-            layer.close()
-
-    def __enter__(self) -> OpenedPart:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
 
 @dataclass(frozen=True)
@@ -201,7 +198,7 @@ class Input:
 
     def open(self, part: Part, *, start_byte: int = 0, gzipped: bool | None = None,
              on_bytes: ByteCounter = no_progress,
-             tap: Callable[[bytes], object] | None = None) -> OpenedPart:
+             tap: Callable[[bytes], object] | None = None) -> Opened:
         """Open ``part`` decompressed, at ``start_byte`` of its decompressed bytes.
 
         ``gzipped=None`` sniffs the magic bytes (only from the start).  ``on_bytes`` counts the
@@ -210,27 +207,16 @@ class Input:
         if gzipped is None and start_byte:
             raise ValueError("a part opened past its start must say whether it is gzipped")
         stored_start = 0 if gzipped in (None, True) else start_byte
-        raw = self.location.open_raw(part.name, stored_start)
-        stored = io.BufferedReader(RawSource(raw, on_bytes), buffer_size=READ_BUFFER_BYTES)
-        layers: list[IO[bytes]] = [stored]
-        try:
-            if gzipped is None:
-                gzipped = stored.peek(len(GZIP_MAGIC))[:len(GZIP_MAGIC)] == GZIP_MAGIC
-            if gzipped:
-                inflater = gzip.GzipFile(fileobj=stored, mode="rb")
-                # GzipFile.readline runs in Python; a BufferedReader on top makes it C.
-                layers.insert(0, io.BufferedReader(RawSource(inflater),
-                                                   buffer_size=READ_BUFFER_BYTES))
-            if tap is not None:
-                layers.insert(0, io.BufferedReader(RawSource(layers[0], tap=tap),
-                                                   buffer_size=READ_BUFFER_BYTES))
-            opened = OpenedPart(layers[0], gzipped, layers)
-            if gzipped and start_byte:
-                _skip(opened.file, start_byte, self.describe(part))
-        except BaseException:
-            for layer in layers:
-                layer.close()
-            raise
+        opened = open_stream(self.location.open_raw(part.name, stored_start), gzipped=gzipped,
+                             on_bytes=on_bytes, tap=tap)
+        if opened.gzipped and start_byte:
+            try:
+                if skip_bytes(opened.file, start_byte) < start_byte:
+                    raise PermanentError(f"{self.describe(part)} is shorter than the recorded "
+                                         f"position ({start_byte} bytes)")
+            except BaseException:
+                opened.close()
+                raise
         return opened
 
     def lines(self, problems: Problems, on_bytes: ByteCounter = no_progress,
@@ -241,22 +227,11 @@ class Input:
                 yield from LineScanner(opened.file, self.describe(part), problems, check=check)
 
 
-def _skip(file: IO[bytes], count_bytes: int, where: str) -> None:
-    """Read and drop ``count_bytes`` (a gzip stream cannot seek)."""
-    left = count_bytes
-    while left > 0:
-        chunk = file.read(min(left, READ_BUFFER_BYTES))
-        if not chunk:
-            raise PermanentError(f"{where} is shorter than the recorded position "
-                                 f"({count_bytes} bytes)")
-        left -= len(chunk)
-
-
-def resolve_input(text: str, s3_factory: S3Factory) -> Input:
+def resolve_input(text: str, reader_factory: ReaderFactory) -> Input:
     """A file (local or ``s3://bucket/key``), or the revision files of a directory or prefix."""
     if text.startswith(S3_SCHEME):
         bucket, key = parse_s3_url(text)
-        s3 = s3_factory()
+        s3 = reader_factory()
         if key and not key.endswith("/"):
             info = s3.head(bucket, key)
             if info is not None:
@@ -268,23 +243,23 @@ def resolve_input(text: str, s3_factory: S3Factory) -> Input:
         if path.is_file():
             return Input(LocalLocation(path.parent), (Part(path.name, path.stat().st_size),))
         if not path.is_dir():
-            raise UsageError(f"no such file or directory: {text}")
+            raise UserError(f"no such file or directory: {text}")
         location = LocalLocation(path)
     parts = order_revisions(location.list())
     if not parts:
-        raise UsageError(f"no revision files (<n>.json or <n>.json.gz) in "
+        raise UserError(f"no revision files (<n>.json or <n>.json.gz) in "
                          f"{location.describe()}")
     return Input(location, tuple(parts))
 
 
-def resolve_root(text: str, s3_factory: S3Factory) -> Location:
+def resolve_root(text: str, reader_factory: ReaderFactory) -> Location:
     """An export root (holding ``index.csv`` and ``revisions/``): a directory or S3 prefix."""
     if text.startswith(S3_SCHEME):
         bucket, prefix = parse_s3_url(text)
-        return S3Location(s3_factory(), bucket, prefix)
+        return S3Location(reader_factory(), bucket, prefix)
     path = Path(text)
     if not path.is_dir():
-        raise UsageError(f"no such directory: {text}")
+        raise UserError(f"no such directory: {text}")
     return LocalLocation(path)
 
 

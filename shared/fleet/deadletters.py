@@ -17,7 +17,7 @@ import dramatiq
 import orjson
 import redis
 
-from shared.clock import iso_utc
+from shared.formats.times import iso_utc
 
 logger = logging.getLogger(__name__)
 

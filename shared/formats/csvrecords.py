@@ -9,20 +9,15 @@ and malformed quoting become per-record errors instead of stopping the file.
 from __future__ import annotations
 
 import csv
-import gzip
-import io
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import IO
 
 from shared.errors import BadFile
 from shared.formats.csvrows import MAX_FIELD_BYTES
-from shared.formats.streams import ByteSource, RawSource
+from shared.formats.streams import BOM, GZIP_ERRORS, skip_bytes
 
-BOM = b"\xef\xbb\xbf"
 MAX_LINE_BYTES = 1024 * 1024
-READ_BUFFER_BYTES = 1024 * 1024
-_GZIP_ERRORS = (OSError, EOFError, zlib.error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,28 +33,16 @@ class Record:
     error_code: str | None = None  # "malformed", "utf8", "oversized": a metric label
 
 
-def open_lines(source: ByteSource, *, gzipped: bool) -> io.BufferedIOBase:
-    """A buffered, line-readable view of ``source``, decompressing gzip on the fly."""
-    buffered = io.BufferedReader(RawSource(source), buffer_size=READ_BUFFER_BYTES)
-    if gzipped:
-        # GzipFile.readline runs in Python; a BufferedReader on top makes it C.
-        inflated = gzip.GzipFile(fileobj=buffered, mode="rb")
-        return io.BufferedReader(inflated, buffer_size=READ_BUFFER_BYTES)
-    return buffered
-
-
-def skip_bytes(file: io.BufferedIOBase, count_bytes: int) -> None:
-    """Read and drop ``count_bytes`` bytes (to resume a gzip file, which cannot seek)."""
-    left = count_bytes
+def skip_to(file: IO[bytes], count_bytes: int) -> None:
+    """Go forward ``count_bytes`` to resume a file that cannot seek (gzip); ``BadFile`` if
+    it is shorter or broken."""
     try:
-        while left > 0:
-            chunk = file.read(min(left, READ_BUFFER_BYTES))
-            if not chunk:
-                raise BadFile(f"file is shorter than its recorded import position ({count_bytes} "
-                              "bytes)")
-            left -= len(chunk)
-    except _GZIP_ERRORS as exc:
+        skipped = skip_bytes(file, count_bytes)
+    except GZIP_ERRORS as exc:
         raise BadFile(f"not a valid gzip file: {exc}") from None
+    if skipped < count_bytes:
+        raise BadFile(f"file is shorter than its recorded import position ({count_bytes} "
+                      "bytes)")
 
 
 class RecordReader:
@@ -69,7 +52,7 @@ class RecordReader:
     a resumed file reports the same numbers as a file read from its start.
     """
 
-    def __init__(self, file: io.BufferedIOBase, *, start_byte: int = 0, start_line: int = 1,
+    def __init__(self, file: IO[bytes], *, start_byte: int = 0, start_line: int = 1,
                  start_record: int = 0, max_line_bytes: int = MAX_LINE_BYTES) -> None:
         self._file = file
         self._pos = start_byte
@@ -94,7 +77,7 @@ class RecordReader:
     def _readline(self) -> bytes:
         try:
             return self._file.readline(self._max_line_bytes)
-        except _GZIP_ERRORS as exc:
+        except GZIP_ERRORS as exc:
             raise BadFile(f"not a valid gzip file: {exc}") from None
 
     def _text_lines(self) -> Iterator[str]:

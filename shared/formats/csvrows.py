@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import BadFile
+from shared.formats.times import timestamp_problem
 
 MAX_FIELD_BYTES = 64 * 1024
-# Unix seconds between 1970 and 2100; larger values are nearly always milliseconds.
-MAX_TIMESTAMP_S = 4_102_444_800
 _PROP_PREFIX = "prop:"
 _KNOWN = frozenset({"identity", "timestamp", "event", "alias"})
 
@@ -100,9 +99,9 @@ def parse_timestamp(raw: str) -> int:
     if not text.isdigit() or not text.isascii():
         raise RowRejected("timestamp", f"Timestamp {text[:40]!r} is not whole Unix seconds")
     value = int(text)
-    if value > MAX_TIMESTAMP_S:
-        hint = " (milliseconds?)" if value > MAX_TIMESTAMP_S * 100 else ""
-        raise RowRejected("timestamp", f"Timestamp {text} is out of range{hint}")
+    problem = timestamp_problem(value)
+    if problem is not None:
+        raise RowRejected("timestamp", f"Timestamp {text} is {problem}")
     return value
 
 

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from shared.clock import iso_utc, parse_iso_utc
-from shared.errors import UsageError
+from shared.errors import PermanentError, UserError
+from shared.formats.times import iso_utc, parse_iso_utc
 
 INDEX_HEADER = ("Filename", "Minimum Timestamp", "Maximum Timestamp", "Minimum UTC Timestamp",
                 "Maximum UTC Timestamp")
+_FILENAME = re.compile(r"revisions/(\d+)\.json\Z")
 STATUS_HEADER = ("Total Revisions", "Exported Revisions", "Max Exported Revision Timestamp",
                  "Max Exported Revision UTC Timestamp")
 
@@ -37,9 +39,19 @@ def export_key(prefix: str, name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class IndexRow:
+    """One row of ``index.csv``: a revision file and the range of ``_t`` it holds."""
+
     number: int
     min_t: int | None
     max_t: int | None
+    # As read from a file: the Filename cell ("revisions/007.json") and the line; neither is
+    # part of what the row says, so neither takes part in comparisons.
+    name: str = field(default="", compare=False)
+    line: int = field(default=0, compare=False)
+
+    @property
+    def filename(self) -> str:
+        return self.name or export_revision_name(self.number)
 
     def cells(self) -> tuple[str, str, str, str, str]:
         def text(t: int | None) -> str:
@@ -60,16 +72,51 @@ def format_index(rows: Iterable[IndexRow]) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-def parse_index(data: bytes) -> list[IndexRow]:
-    """Read back an index written by ``format_index``."""
-    reader = csv.reader(io.StringIO(data.decode("utf-8")))
-    rows: list[IndexRow] = []
-    for i, cells in enumerate(reader):
-        if i == 0 or not cells:
+class IndexUnreadable(PermanentError):
+    """An ``index.csv`` that is not one: not UTF-8, or without its header."""
+
+
+def _stamp(text: str) -> int | None:
+    return int(text) if text.strip() else None
+
+
+def parse_index(data: bytes, where: str,
+                on_bad_row: Callable[[int, str], None] | None = None) -> list[IndexRow]:
+    """The rows of an ``index.csv`` (``where`` names it in messages).
+
+    A file that is not UTF-8 or lacks the header raises ``IndexUnreadable``: without the
+    header its columns cannot be trusted.  A bad row goes to ``on_bad_row(line, reason)`` and
+    is left out; without ``on_bad_row`` it raises ``IndexUnreadable`` too."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise IndexUnreadable(f"{where} is not UTF-8 text") from None
+    reader = csv.reader(io.StringIO(text))
+    first = next(reader, None)
+    if first is None or tuple(c.strip() for c in first[:len(INDEX_HEADER)]) != INDEX_HEADER:
+        raise IndexUnreadable(f"{where} does not start with the header "
+                              f"{','.join(INDEX_HEADER)}")
+
+    def bad(line: int, reason: str) -> None:
+        if on_bad_row is None:
+            raise IndexUnreadable(f"{where} line {line}: {reason}")
+        on_bad_row(line, reason)
+
+    rows = []
+    for cells in reader:
+        if not cells:
             continue
-        name = cells[0].removeprefix("revisions/").removesuffix(".json")
-        rows.append(IndexRow(number=int(name), min_t=int(cells[1]) if cells[1] else None,
-                             max_t=int(cells[2]) if cells[2] else None))
+        match = _FILENAME.match(cells[0].strip())
+        if match is None:
+            bad(reader.line_num, f"Filename {cells[0]!r} is not revisions/<n>.json")
+            continue
+        try:
+            min_t, max_t = _stamp(cells[1]), _stamp(cells[2])
+        except (IndexError, ValueError):
+            bad(reader.line_num, "Minimum/Maximum Timestamp are not whole seconds")
+            continue
+        rows.append(IndexRow(int(match.group(1)), min_t, max_t, name=match.group(0),
+                             line=reader.line_num))
     return rows
 
 
@@ -96,7 +143,7 @@ def resolve_cutoff(cutoff: str | None, now_s: float) -> float:
     try:
         return parse_iso_utc(cutoff)
     except ValueError:
-        raise UsageError(f"invalid cutoff {cutoff!r}") from None
+        raise UserError(f"invalid cutoff {cutoff!r}") from None
 
 
 def lookback_start(now_s: float, lookback_days: int) -> float:

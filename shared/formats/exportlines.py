@@ -17,10 +17,11 @@ from typing import IO, Any
 
 import orjson
 
-from shared.errors import PermanentError
+from shared.errors import UserError
+from shared.formats.streams import BOM
 
 MAX_LINE_BYTES = 8 * 1024 * 1024
-BOM = b"\xef\xbb\xbf"
+
 IDENTITY = "_p"
 TIME = "_t"
 EVENT = "_n"
@@ -45,7 +46,7 @@ class Problem:
         return f"{self.where} line {self.line}: {self.reason}"
 
 
-class MalformedInput(PermanentError):
+class MalformedInput(UserError):
     """A malformed line under ``--strict``: the run stops at the first one."""
 
     def __init__(self, problem: Problem) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.clock import utc_datetime
-from shared.errors import UsageError
+from shared.errors import UserError
+from shared.formats.times import utc_datetime
 
 COMPLETED_PREFIX = "completed_imports/"
 FAILED_PREFIX = "failed_imports/"
@@ -29,11 +29,11 @@ class FilePattern:
         """``accounts.csv`` → files ``accounts*.csv`` and ``accounts*.csv.gz``."""
         name = base_filename.strip()
         if not name or name.endswith("/") or name.startswith("/"):
-            raise UsageError(f"base filename {base_filename!r} must name a file, like accounts.csv")
+            raise UserError(f"base filename {base_filename!r} must name a file, like accounts.csv")
         folder, _, filename = name.rpartition("/")
         folder = f"{folder}/" if folder else ""
         if folder.startswith((COMPLETED_PREFIX, FAILED_PREFIX)):
-            raise UsageError(f"base filename {base_filename!r} is inside a folder bucketbridge "
+            raise UserError(f"base filename {base_filename!r} is inside a folder bucketbridge "
                              "writes to")
         lowered = filename.lower()
         extensions: tuple[str, ...]
@@ -43,9 +43,9 @@ class FilePattern:
             ext = filename[-len(_CSV):]
             stem, extensions = filename[: -len(_CSV)], (ext, ext + ".gz")
         else:
-            raise UsageError(f"base filename {base_filename!r} must end in .csv or .csv.gz")
+            raise UserError(f"base filename {base_filename!r} must end in .csv or .csv.gz")
         if not stem:
-            raise UsageError(f"base filename {base_filename!r} has no name before its extension")
+            raise UserError(f"base filename {base_filename!r} has no name before its extension")
         return cls(folder=folder, stem=stem, extensions=extensions)
 
     @property

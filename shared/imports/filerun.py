@@ -13,23 +13,20 @@ import logging
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from typing import IO
 
 import orjson
 
-from shared.clock import Clock, iso_utc
+from shared.clock import Clock
 from shared.errors import BadFile, ObjectMissing, PreconditionFailed
-from shared.formats.csvrecords import (
-    MAX_LINE_BYTES,
-    RecordReader,
-    open_lines,
-    read_header,
-    skip_bytes,
-)
+from shared.formats.csvrecords import MAX_LINE_BYTES, RecordReader, read_header, skip_to
 from shared.formats.csvrows import Columns, RowRejected, parse_header, row_to_line
+from shared.formats.streams import open_stream
+from shared.formats.times import iso_utc
 from shared.metrics import Metrics
 from shared.store.rejectreports import DONE, FileEnd, FileRecords
 from shared.store.revisions import CSV_SOURCE, EventStore, RevisionMeta
-from shared.store.s3 import S3, ObjectStream
+from shared.store.s3 import S3
 
 logger = logging.getLogger(__name__)
 
@@ -125,26 +122,23 @@ class FileImport:
         """The header's columns and a reader positioned at ``pos``; every stream opened is
         closed by ``streams``, also when the run stops before the end of the file."""
 
-        def stream(start_byte: int = 0, end_byte: int | None = None) -> ObjectStream:
-            return streams.enter_context(self.s3.open(
-                self.bucket, pos.key, if_match=pos.etag, start_byte=start_byte,
-                end_byte=end_byte))
+        def lines(start_byte: int = 0, end_byte: int | None = None) -> IO[bytes]:
+            source = self.s3.open(self.bucket, pos.key, if_match=pos.etag,
+                                  start_byte=start_byte, end_byte=end_byte)
+            return streams.enter_context(open_stream(source, gzipped=pos.gzipped)).file
 
         try:
             if pos.byte_start == 0:
-                file = open_lines(stream(), gzipped=pos.gzipped)
-                reader = RecordReader(file)
+                reader = RecordReader(lines())
                 return parse_header(read_header(reader).cells or []), reader
-            head_file = open_lines(
-                stream(end_byte=None if pos.gzipped else 2 * MAX_LINE_BYTES),
-                gzipped=pos.gzipped)
+            head_file = lines(end_byte=None if pos.gzipped else 2 * MAX_LINE_BYTES)
             header = read_header(RecordReader(head_file))
             columns = parse_header(header.cells or [])
             if pos.gzipped:
-                skip_bytes(head_file, pos.byte_start - header.end_byte)
+                skip_to(head_file, pos.byte_start - header.end_byte)
                 file = head_file
             else:
-                file = open_lines(stream(start_byte=pos.byte_start), gzipped=False)
+                file = lines(start_byte=pos.byte_start)
             reader = RecordReader(file, start_byte=pos.byte_start, start_line=pos.next_line,
                                   start_record=pos.next_record)
             return columns, reader

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from shared.formats.csvrecords import RecordReader, open_lines, read_header
+from shared.formats.csvrecords import RecordReader, read_header
 from shared.formats.csvrows import Columns, RowRejected, parse_header, row_kind, row_to_line
 from shared.formats.importkeys import is_gzip_key
+from shared.formats.streams import open_stream
 from shared.store.s3 import S3, ObjectInfo
 
 PREVIEW_BYTES = 4 * 1024 * 1024
@@ -36,8 +37,8 @@ def preview_file(s3: S3, bucket: str, info: ObjectInfo, max_rows: int = 10) -> P
     gzipped = is_gzip_key(info.key)
     stream = s3.open(bucket, info.key, if_match=info.etag,
                      end_byte=None if gzipped else PREVIEW_BYTES - 1)
-    with stream:
-        reader = RecordReader(open_lines(stream, gzipped=gzipped))
+    with open_stream(stream, gzipped=gzipped) as opened:
+        reader = RecordReader(opened.file)
         columns = parse_header(read_header(reader).cells or [])
         rows: list[PreviewRow] = []
         for record in reader:

@@ -29,13 +29,13 @@ from dataclasses import dataclass, field, replace
 import orjson
 import redis
 
-from shared.clock import Clock, iso_utc
-from shared.errors import PreconditionFailed, RetryableError, UsageError
+from shared.clock import Clock
+from shared.errors import PreconditionFailed, RetryableError, SiteBusy, UserError
 from shared.filetools.sources import ByteCounter, Input, no_progress
 from shared.fleet.hints import RevisionTailCache
 from shared.fleet.leases import DEFAULT_LEASE_TTL_S, IMPORT_LEASE, Lease
-from shared.formats.csvrows import MAX_TIMESTAMP_S
 from shared.formats.exportlines import ALIAS, TIME, Line, LineScanner, Problems
+from shared.formats.times import iso_utc, timestamp_problem
 from shared.imports.filerun import Limits
 from shared.metrics import Metrics
 from shared.store.reimportmarkers import Marker, MarkerStore
@@ -47,10 +47,6 @@ REIMPORT_SOURCE = "reimport"  # RevisionMeta.source of reimported lines
 _CHECK_EVERY_LINES = 2048
 
 
-class SiteBusy(RetryableError):
-    """Another import of the site holds its import lease."""
-
-
 class ReimportConflict(RetryableError):
     """Another writer created the revision this reimport was about to write."""
 
@@ -60,10 +56,8 @@ def storable(line: Line) -> str | None:
     t = line.get(TIME)
     if t is None:
         return None if ALIAS in line else "missing _t (only alias lines may have no timestamp)"
-    if t < 0 or t > MAX_TIMESTAMP_S:
-        hint = " (milliseconds?)" if t > MAX_TIMESTAMP_S * 100 else ""
-        return f"_t {t} is out of range{hint}"
-    return None
+    problem = timestamp_problem(t)
+    return None if problem is None else f"_t {t} is {problem}"
 
 
 @dataclass(frozen=True)
@@ -83,7 +77,7 @@ def check_file(inp: Input, problems: Problems, on_bytes: ByteCounter = no_progre
     """The first pass: the file's id and every bad line, before anything is written (so a
     strict run stops with the store untouched)."""
     if len(inp.parts) != 1:
-        raise UsageError(f"reimport reads one file, and {inp.location.describe()} holds "
+        raise UserError(f"reimport reads one file, and {inp.location.describe()} holds "
                          f"{len(inp.parts)}; compile them into one first (files compile)")
     part = inp.parts[0]
     digest = hashlib.sha256()

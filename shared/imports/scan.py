@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from shared.clock import Clock, iso_utc, parse_iso_utc
+from shared.clock import Clock
 from shared.errors import BadFile, ObjectMissing, PreconditionFailed
 from shared.fleet.hints import RevisionTailCache
 from shared.formats.importkeys import (
@@ -23,6 +23,7 @@ from shared.formats.importkeys import (
     is_gzip_key,
     row_report_key,
 )
+from shared.formats.times import iso_utc, parse_iso_utc
 from shared.imports.filerun import FileImport, FilePosition, Limits, Reject, format_rejects
 from shared.metrics import Metrics
 from shared.store.rejectreports import CLOSED, FileEnd, FileRecords

@@ -50,7 +50,8 @@ class ExportLedger:
         except ObjectMissing:
             return Ledger()
         position = int(info.metadata.get(_POSITION, "0"))
-        rows = [r for r in parse_index(body) if r.number <= position]
+        where = f"s3://{self.bucket}/{ledger_key(site)}"
+        rows = [r for r in parse_index(body, where) if r.number <= position]
         return Ledger(position=position, rows=rows,
                       last_success_at=info.metadata.get(_LAST_SUCCESS), etag=info.etag)
 

@@ -6,34 +6,18 @@ or two replicas can never silently overwrite each other's change.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import orjson
 
-from shared.errors import ConfigError, PreconditionFailed, SiteExists, SiteNotFound, UsageError
+from shared.errors import PreconditionFailed, SiteConfigError, SiteExists, SiteNotFound, UserError
 from shared.formats.importkeys import FilePattern
+from shared.formats.names import is_site_id, validate_bucket, validate_role_arn, validate_site_id
 from shared.store.s3 import S3
 
-_SITE_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 _UPDATE_ATTEMPTS = 5
-
-
-def validate_site_id(site: str) -> str:
-    if not _SITE_ID.match(site):
-        raise UsageError(f"invalid site id {site!r}: use 1-40 lowercase letters, digits and "
-                         "dashes, starting and ending with a letter or digit")
-    return site
-
-
-def validate_bucket(bucket: str, what: str) -> str:
-    if not _BUCKET.match(bucket) or ".." in bucket:
-        raise UsageError(f"invalid {what} {bucket!r}: not an S3 bucket name")
-    return bucket
 
 
 def site_config_key(site: str) -> str:
@@ -58,11 +42,11 @@ class SiteConfig:
         if self.export_bucket is not None:
             validate_bucket(self.export_bucket, "export bucket")
         if self.export_prefix.startswith("/"):
-            raise UsageError(f"export prefix {self.export_prefix!r} may not start with /")
+            raise UserError(f"export prefix {self.export_prefix!r} may not start with /")
         if (self.role_arn is None) != (self.external_id is None):
-            raise UsageError("--role-arn and --external-id go together")
-        if self.role_arn is not None and not _ROLE_ARN.match(self.role_arn):
-            raise UsageError(f"invalid role ARN {self.role_arn!r}")
+            raise UserError("--role-arn and --external-id go together")
+        if self.role_arn is not None:
+            validate_role_arn(self.role_arn)
 
     @property
     def pattern(self) -> FilePattern:
@@ -81,8 +65,8 @@ class SiteConfig:
             raw: dict[str, Any] = orjson.loads(data)
             known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
             return cls(**known)
-        except (orjson.JSONDecodeError, TypeError, UsageError) as exc:
-            raise ConfigError(f"unreadable site configuration: {exc}") from None
+        except (orjson.JSONDecodeError, TypeError, UserError) as exc:
+            raise SiteConfigError(f"unreadable site configuration: {exc}") from None
 
 
 class SiteRegistry:
@@ -130,7 +114,7 @@ class SiteRegistry:
     def site_ids(self) -> Iterator[str]:
         for prefix in self.s3.list_prefixes(self.bucket, "sites/"):
             site = prefix[len("sites/"):].rstrip("/")
-            if _SITE_ID.match(site):
+            if is_site_id(site):
                 yield site
 
     def all(self) -> Iterator[SiteConfig]:

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from shared.clock import iso_utc
 from shared.exports.exporter import Exporter
 from shared.fleet.leases import Lease
+from shared.formats.times import iso_utc
 from shared.imports.scan import Importer
 from shared.services import Services
 from shared.store.ledger import ExportLedger

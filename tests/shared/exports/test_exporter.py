@@ -10,10 +10,11 @@ from dataclasses import replace
 import orjson
 import pytest
 
-from shared.clock import FrozenClock, iso_utc, parse_iso_utc
+from shared.clock import FrozenClock
 from shared.errors import StorageUnavailable
 from shared.exports.exporter import COPY_WINDOW, Destination, Exporter
 from shared.formats.exportfiles import INDEX_HEADER, STATUS_HEADER, lookback_start, resolve_cutoff
+from shared.formats.times import iso_utc, parse_iso_utc
 from shared.services import Services
 from shared.store.ledger import ExportLedger
 from shared.store.revisions import EventStore, RevisionMeta, revision_key

@@ -11,8 +11,8 @@ from typing import Any
 
 import orjson
 
-from shared.clock import iso_utc
 from shared.formats.exportfiles import INDEX_HEADER
+from shared.formats.times import iso_utc
 from shared.store.s3 import S3
 
 DAY_S = 86_400

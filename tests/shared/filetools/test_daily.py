@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import PermanentError, UsageError
+from shared.errors import PermanentError, UserError
 from shared.filetools.daily import (
     DayWindow,
     day_lines,
@@ -61,7 +61,7 @@ def test_from_and_to_are_inclusive_days() -> None:
 ])
 def test_bad_dates_are_usage_errors(on: str | None, first: str | None, last: str | None,
                                     message: str) -> None:
-    with pytest.raises(UsageError) as caught:
+    with pytest.raises(UserError) as caught:
         day_window(on, first, last)
     assert str(caught.value) == message
 
@@ -88,7 +88,8 @@ def test_index_rows_are_read_and_bad_rows_reported_with_their_line() -> None:
             b"\n"
             b"revisions/1.json,50,60,x,y\n")
     found: list[Problem] = []
-    entries = parse_index(data, "index.csv", Problems(report=found.append))
+    entries = parse_index(data, "index.csv",
+                          lambda line, reason: found.append(Problem("index.csv", line, reason)))
     assert [(e.line, e.number, e.min_t, e.max_t) for e in entries] == [
         (2, 2, 100, 200), (3, 3, None, None), (7, 1, 50, 60)]
     assert [(p.line, p.reason) for p in found] == [
@@ -100,7 +101,7 @@ def test_index_rows_are_read_and_bad_rows_reported_with_their_line() -> None:
 
 def test_an_index_without_its_header_is_refused() -> None:
     with pytest.raises(PermanentError, match="does not start with the header Filename,"):
-        parse_index(b"revisions/1.json,1,2,x,y\n", "index.csv", Problems())
+        parse_index(b"revisions/1.json,1,2,x,y\n", "index.csv")
 
 
 def _export(day_offsets: dict[int, list[int]]) -> dict[int, list[Line]]:
@@ -180,5 +181,5 @@ def test_a_gzipped_revision_is_found_and_a_missing_one_reported(tmp_path: Path) 
 
 
 def test_an_export_without_index_csv_is_a_usage_error(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match=f"no index.csv in {tmp_path}"):
+    with pytest.raises(UserError, match=f"no index.csv in {tmp_path}"):
         index_of(LocalLocation(tmp_path), Problems())

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import BucketMissing, UsageError
+from shared.errors import BucketMissing, UserError
 from shared.filetools.sources import (
     Input,
     LocalLocation,
@@ -65,7 +65,7 @@ def test_files_at_the_top_win_over_those_in_revisions() -> None:
 
 @pytest.mark.parametrize("names", [("7.json", "7.json.gz"), ("7.json", "007.json")])
 def test_two_files_for_one_number_are_refused_not_guessed(names: tuple[str, str]) -> None:
-    with pytest.raises(UsageError, match=f"revision 7 is there twice: {names[0]} and "
+    with pytest.raises(UserError, match=f"revision 7 is there twice: {names[0]} and "
                                          f"{names[1]}"):
         order_revisions([Part(names[0], 1), Part(names[1], 1)])
 
@@ -73,7 +73,7 @@ def test_two_files_for_one_number_are_refused_not_guessed(names: tuple[str, str]
 @pytest.mark.parametrize("url", ["s3://", "s3:///prefix", "s3://Bad_Bucket/x", "s3:/b/x",
                                  "https://b/x"])
 def test_malformed_s3_urls_are_usage_errors(url: str) -> None:
-    with pytest.raises(UsageError, match="S3 URL"):
+    with pytest.raises(UserError, match="S3 URL"):
         parse_s3_url(url)
 
 
@@ -85,9 +85,9 @@ def test_s3_urls_split_into_bucket_and_key() -> None:
 def test_a_directory_without_revision_files_and_a_missing_path_are_usage_errors(
         tmp_path: Path) -> None:
     (tmp_path / "index.csv").write_text("x")
-    with pytest.raises(UsageError, match=r"no revision files \(<n>.json or <n>.json.gz\) in"):
+    with pytest.raises(UserError, match=r"no revision files \(<n>.json or <n>.json.gz\) in"):
         resolve_input(str(tmp_path), no_s3)
-    with pytest.raises(UsageError, match="no such file or directory: "):
+    with pytest.raises(UserError, match="no such file or directory: "):
         resolve_input(str(tmp_path / "missing"), no_s3)
 
 

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import pytest
 
 from shared.errors import BadFile
-from shared.formats.csvrecords import BOM, Record, RecordReader, open_lines, read_header, skip_bytes
+from shared.formats.csvrecords import Record, RecordReader, read_header, skip_to
 from shared.formats.csvrows import MAX_FIELD_BYTES
+from shared.formats.streams import BOM, open_stream
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -18,7 +19,7 @@ SMALL_LINE_BYTES = 64
 
 
 def read_all(data: bytes, *, gzipped: bool = False, **kwargs: int) -> list[Record]:
-    return list(RecordReader(open_lines(io.BytesIO(data), gzipped=gzipped), **kwargs))
+    return list(RecordReader(open_stream(io.BytesIO(data), gzipped=gzipped).file, **kwargs))
 
 
 def resume_after(data: bytes, record: Record, *, gzipped: bool = False,
@@ -26,10 +27,10 @@ def resume_after(data: bytes, record: Record, *, gzipped: bool = False,
     """Read on from just after ``record`` the way the importer does: uncompressed files from a
     ranged read, gzip files by decompressing and dropping the bytes already read."""
     if gzipped:
-        file = open_lines(io.BytesIO(data), gzipped=True)
-        skip_bytes(file, record.end_byte)
+        file = open_stream(io.BytesIO(data), gzipped=True).file
+        skip_to(file, record.end_byte)
     else:
-        file = open_lines(io.BytesIO(data[record.end_byte:]), gzipped=False)
+        file = open_stream(io.BytesIO(data[record.end_byte:]), gzipped=False).file
     reader = RecordReader(file, start_byte=record.end_byte, start_line=record.end_line + 1,
                           start_record=record.number + 1, **kwargs)
     return list(reader)
@@ -87,7 +88,7 @@ def test_tricky_file_reads_with_exact_numbers_lines_and_offsets() -> None:
     # Given a file with a BOM, quoting, CRLF, blank lines, bad UTF-8 and over-long lines
     data = tricky_bytes()
     # When it is read with a small line limit
-    reader = RecordReader(open_lines(io.BytesIO(data), gzipped=False),
+    reader = RecordReader(open_stream(io.BytesIO(data), gzipped=False).file,
                           max_line_bytes=SMALL_LINE_BYTES)
     records = list(reader)
     # Then every record has its number, first and last line, end offset, and cells or error
@@ -211,7 +212,7 @@ def test_bom_elsewhere_is_kept() -> None:
 
 def test_bom_at_a_resume_position_is_kept() -> None:
     # Given a reader that starts mid-file, at a line beginning with a BOM
-    file = open_lines(io.BytesIO(BOM + b"c,d\n"), gzipped=False)
+    file = open_stream(io.BytesIO(BOM + b"c,d\n"), gzipped=False).file
     # When read from that position
     records = list(RecordReader(file, start_byte=10, start_line=3, start_record=2))
     # Then the BOM is data, as it would be when reading from byte 0
@@ -219,7 +220,7 @@ def test_bom_at_a_resume_position_is_kept() -> None:
 
 
 def test_bom_only_file_has_no_header() -> None:
-    reader = RecordReader(open_lines(io.BytesIO(BOM), gzipped=False))
+    reader = RecordReader(open_stream(io.BytesIO(BOM), gzipped=False).file)
     with pytest.raises(BadFile, match="file is empty: no header row"):
         read_header(reader)
 
@@ -355,7 +356,7 @@ def test_gzip_of_several_members_reads_through() -> None:
 def test_truncated_gzip_is_a_bad_file() -> None:
     # Given a gzip file cut off halfway
     whole = gzip.compress(b"a,b\n" + b"".join(b"u%d,%d\n" % (i, i) for i in range(5000)))
-    reader = RecordReader(open_lines(io.BytesIO(whole[: len(whole) // 2]), gzipped=True))
+    reader = RecordReader(open_stream(io.BytesIO(whole[: len(whole) // 2]), gzipped=True).file)
     # When read to its end
     with pytest.raises(BadFile) as raised:
         list(reader)
@@ -382,24 +383,24 @@ def test_corrupt_gzip_body_is_a_bad_file() -> None:
 
 
 def test_skip_bytes_over_corrupt_gzip_is_a_bad_file() -> None:
-    file = open_lines(io.BytesIO(b"this is not gzip"), gzipped=True)
+    file = open_stream(io.BytesIO(b"this is not gzip"), gzipped=True).file
     with pytest.raises(BadFile, match=r"^not a valid gzip file: "):
-        skip_bytes(file, 5)
+        skip_to(file, 5)
 
 
 def test_skip_bytes_past_the_end_is_a_bad_file() -> None:
     data = gzip.compress(b"a,b\nc,d\n")
-    file = open_lines(io.BytesIO(data), gzipped=True)
+    file = open_stream(io.BytesIO(data), gzipped=True).file
     with pytest.raises(BadFile, match=r"shorter than its recorded import position \(100 bytes\)"):
-        skip_bytes(file, 100)
+        skip_to(file, 100)
 
 
 # -- the header ----------------------------------------------------------------------------------
 
 
 def test_read_header_takes_the_first_record() -> None:
-    reader = RecordReader(open_lines(io.BytesIO(b"\n\nIdentity,Timestamp\nu,1\n"),
-                                     gzipped=False))
+    reader = RecordReader(open_stream(io.BytesIO(b"\n\nIdentity,Timestamp\nu,1\n"),
+                                     gzipped=False).file)
     head = read_header(reader)
     assert (head.number, head.line, head.cells) == (0, 3, ["Identity", "Timestamp"])
     assert [r.cells for r in reader] == [["u", "1"]]
@@ -412,14 +413,14 @@ def test_read_header_takes_the_first_record() -> None:
     (b"Identity,Timestamp\xff\nu,1\n", "not a CSV text file: the first line is not valid UTF-8"),
 ])
 def test_read_header_rejects_files_without_a_usable_first_line(data: bytes, reason: str) -> None:
-    reader = RecordReader(open_lines(io.BytesIO(data), gzipped=False))
+    reader = RecordReader(open_stream(io.BytesIO(data), gzipped=False).file)
     with pytest.raises(BadFile) as raised:
         read_header(reader)
     assert raised.value.reason == reason
 
 
 def test_read_header_rejects_an_unreadable_first_record() -> None:
-    reader = RecordReader(open_lines(io.BytesIO(b"x" * 200 + b"\nIdentity\n"), gzipped=False),
+    reader = RecordReader(open_stream(io.BytesIO(b"x" * 200 + b"\nIdentity\n"), gzipped=False).file,
                           max_line_bytes=SMALL_LINE_BYTES)
     with pytest.raises(BadFile) as raised:
         read_header(reader)

@@ -6,13 +6,13 @@ import pytest
 
 from shared.errors import BadFile
 from shared.formats.csvrows import (
-    MAX_TIMESTAMP_S,
     Columns,
     RowRejected,
     parse_header,
     row_kind,
     row_to_line,
 )
+from shared.formats.times import MAX_TIMESTAMP_S
 
 pytestmark = pytest.mark.timeout(60)
 

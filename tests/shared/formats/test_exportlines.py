@@ -8,7 +8,7 @@ import io
 
 import pytest
 
-from shared.errors import PermanentError
+from shared.errors import UserError
 from shared.formats.exportlines import (
     BadLine,
     LineScanner,
@@ -134,12 +134,12 @@ def test_a_truncated_gzip_stream_is_one_problem_after_the_lines_before_it() -> N
     assert len(found) == 1 and "not a valid gzip stream" in found[0].reason
 
 
-def test_strict_stops_at_the_first_problem_with_a_permanent_error() -> None:
+def test_strict_stops_at_the_first_problem_with_a_user_error() -> None:
     problems = Problems(strict=True)
     scanner = LineScanner(io.BytesIO(b'{"_p":"a"}\n{bad\n{bad\n'), "s.json", problems)
     with pytest.raises(MalformedInput) as caught:
         list(scanner)
-    assert isinstance(caught.value, PermanentError)
+    assert isinstance(caught.value, UserError)  # exit status 2: the input is at fault
     assert str(caught.value).startswith("s.json line 2: bad JSON")
     assert problems.count == 1
 

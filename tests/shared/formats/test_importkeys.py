@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from shared.clock import FrozenClock
-from shared.errors import UsageError
+from shared.errors import UserError
 from shared.formats.importkeys import (
     FilePattern,
     basename,
@@ -124,7 +124,7 @@ def test_surrounding_spaces_of_a_base_name_are_ignored() -> None:
 ])
 def test_bad_base_names_are_usage_errors(base: str, message: str) -> None:
     # When a site names an unusable base filename
-    with pytest.raises(UsageError) as raised:
+    with pytest.raises(UserError) as raised:
         FilePattern.from_base_filename(base)
     # Then the error says what is wrong with it
     assert message in str(raised.value)
