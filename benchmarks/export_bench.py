@@ -26,12 +26,13 @@ import orjson
 from harness import MotoServer, run_in_child, timed
 
 from shared.clock import SystemClock
-from shared.exports.exporter import Destination, Exporter
+from shared.exports.destination import Destination
+from shared.exports.exporter import Exporter
 from shared.fleet.hints import RevisionTailCache
 from shared.formats.times import iso_utc
 from shared.metrics import Metrics
 from shared.store.ledger import ExportLedger, ledger_key
-from shared.store.revisions import EventStore, RevisionMeta
+from shared.store.revisions import EventStore, FileEnd, RevisionMeta
 from shared.store.s3 import S3, make_client
 from shared.store.sites import SiteConfig
 
@@ -60,7 +61,7 @@ def write_revisions(endpoint: str, count: int, events: int) -> int:
                             written_at=written_at, source="csv", source_key="bench.csv",
                             source_etag='"bench"', record_start=1, record_end=events,
                             byte_start=0, byte_end=len(body), line_end=events, rejected=0,
-                            file_done=True, file_first_revision=n)
+                            file_end=FileEnd.DONE, file_first_revision=n)
         store.write(SITE, meta, body)
         total += len(body)
     return total

@@ -130,14 +130,16 @@ def import_child(conn: Connection, endpoint: str, profile_path: str | None) -> N
     from shared.fleet.hints import RevisionTailCache
     from shared.imports.scan import Importer
     from shared.metrics import Metrics
+    from shared.store.rejectreports import RejectReports
     from shared.store.revisions import EventStore
     from shared.store.s3 import S3, make_client
     from shared.store.sites import SiteConfig
 
     s3 = S3(make_client(endpoint))
     metrics = Metrics()
-    importer = Importer(EventStore(s3, STORE_BUCKET), RevisionTailCache(None), SystemClock(),
-                        metrics)
+    store = EventStore(s3, STORE_BUCKET)
+    importer = Importer(store, RejectReports(s3, STORE_BUCKET, store), RevisionTailCache(None),
+                        SystemClock(), metrics)
     site = SiteConfig(site_id=SITE_ID, import_bucket=IMPORT_BUCKET, base_filename=BASE_FILENAME)
 
     def scan() -> Any:
@@ -225,12 +227,12 @@ def verify_import(endpoint: str, generated: Generated, key: str,
     if outcome["outcome"] != "done" or outcome["files_completed"] != [key]:
         problems.append(f"scan ended {outcome['outcome']!r}, completed "
                         f"{outcome['files_completed']}, failed {outcome['files_failed']}")
-    numbers = [revision_number(i.key) for i in EventStore(s3, STORE_BUCKET).numbers(SITE_ID)]
+    numbers = [revision_number(i.key) for i in EventStore(s3, STORE_BUCKET).objects(SITE_ID)]
     if numbers != list(range(1, len(numbers) + 1)) or len(numbers) != outcome["revisions"]:
         problems.append(f"revisions are not 1..{outcome['revisions']}: {numbers}")
     lines = 0
     first = last = b""
-    for info in EventStore(s3, STORE_BUCKET).numbers(SITE_ID):
+    for info in EventStore(s3, STORE_BUCKET).objects(SITE_ID):
         body = s3.read_bytes(STORE_BUCKET, info.key)
         lines += body.count(b"\n")
         first = first or body.partition(b"\n")[0]

@@ -11,10 +11,9 @@ import sys
 from typing import Any
 
 import click
-from redis.exceptions import RedisError
 
 from producers.context import AppContext
-from shared.errors import BucketbridgeError, PermanentError, RetryableError
+from shared.errors import BucketbridgeError, UserError
 from shared.logconfig import configure_logging
 from shared.settings import Settings
 
@@ -28,14 +27,10 @@ class UserFacingGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except PermanentError as exc:
+        except UserError as exc:
             _fail(str(exc), EXIT_USAGE)
-        except RetryableError as exc:
-            _fail(str(exc), EXIT_FAILURE)
         except BucketbridgeError as exc:
             _fail(str(exc), EXIT_FAILURE)
-        except RedisError as exc:
-            _fail(f"Redis: {exc}", EXIT_FAILURE)
 
 
 def _fail(message: str, code: int) -> None:
@@ -75,6 +70,6 @@ def main() -> None:
     try:
         cli.main(prog_name="bucketbridge", standalone_mode=True)
     except BucketbridgeError as exc:  # raised while settings were parsed, before a command ran
-        code = EXIT_USAGE if isinstance(exc, PermanentError) else EXIT_FAILURE
+        code = EXIT_USAGE if isinstance(exc, UserError) else EXIT_FAILURE
         click.echo(f"bucketbridge: error: {exc}", err=True)
         sys.exit(code)

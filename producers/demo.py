@@ -36,7 +36,7 @@ from producers.status_cmd import site_status, status_rows
 from shared.errors import RedisUnavailable, UserError
 from shared.fleet.messages import export_message
 from shared.imports.preview import preview_file
-from shared.imports.scan import matching_files
+from shared.imports.sitefiles import matching_files
 from shared.services import Services
 from shared.store.s3 import S3, make_client
 from shared.store.sites import SiteConfig

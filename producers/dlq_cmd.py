@@ -14,7 +14,6 @@ from producers.output import console
 from shared.errors import UserError
 from shared.fleet.deadletters import DeadLetterQueue
 from shared.fleet.messages import QUEUES
-from shared.fleet.publisher import publishing_broker
 
 pass_app = click.make_pass_decorator(AppContext)
 
@@ -64,7 +63,7 @@ def requeue(app: AppContext, ids: tuple[str, ...], everything: bool) -> None:
     except KeyError as exc:
         raise UserError(f"no single dead letter matches id {exc.args[0]!r} "
                          "(see bucketbridge dlq list)") from None
-    sent = queue.requeue(letters, publishing_broker(app.services).enqueue)
+    sent = queue.requeue(letters, app.services.publisher.publish)
     for letter, message in zip(letters, sent, strict=True):
         click.echo(f"requeued {letter.actor} {letter.site or ''} as message "
                    f"{message.message_id}")

@@ -13,6 +13,7 @@ from dramatiq.errors import QueueJoinTimeout
 from producers.context import AppContext
 from shared.errors import RetryableError
 from shared.fleet.messages import QUEUES
+from shared.fleet.redisconn import check
 from workers.runtime import Runtime
 
 pass_app = click.make_pass_decorator(AppContext)
@@ -54,7 +55,7 @@ def drain_queues(broker: RedisBroker, timeout_s: float | None, worker_threads: i
 @pass_app
 def drain(app: AppContext, timeout_s: float | None, threads: int) -> None:
     """Process queued messages in this process until none is left, then exit."""
-    app.services.redis.ping()  # fail with one line before dramatiq's threads start logging
+    check(app.services.redis)  # fail with one line before dramatiq's threads start logging
     runtime = Runtime.build(app.services)
     metrics = app.services.metrics
     drain_queues(runtime.broker, timeout_s, worker_threads=threads)

@@ -6,24 +6,11 @@ import click
 
 from producers.context import AppContext
 from shared.errors import UserError
+from shared.exports.cutoff import parse_cutoff
 from shared.fleet.messages import export_message, scan_message
-from shared.fleet.publisher import publishing_broker
 from shared.formats.names import validate_site_id
-from shared.formats.times import iso_utc, parse_iso_utc
-from shared.store.ledger import ExportLedger
 
 pass_app = click.make_pass_decorator(AppContext)
-
-
-def parse_cutoff(text: str) -> str:
-    """``yesterday``, ``now`` or an ISO 8601 time; ``UserError`` otherwise."""
-    if text in {"yesterday", "now"}:
-        return text
-    try:
-        return iso_utc(parse_iso_utc(text))
-    except ValueError:
-        raise UserError(f"invalid --cutoff {text!r}: use yesterday, now or an ISO 8601 "
-                         "time such as 2024-05-01T00:00:00Z") from None
 
 
 @click.group()
@@ -38,7 +25,7 @@ def enqueue_scan(app: AppContext, site: str) -> None:
     """Queue an import run for one site."""
     svc = app.services
     svc.sites.get(validate_site_id(site))
-    message = publishing_broker(svc).enqueue(scan_message(site))
+    message = svc.publisher.publish(scan_message(site))
     click.echo(f"queued scan {site} (message {message.message_id})")
 
 
@@ -49,13 +36,12 @@ def enqueue_scan(app: AppContext, site: str) -> None:
 @pass_app
 def enqueue_export(app: AppContext, site: str, cutoff: str) -> None:
     """Queue an export cycle for one site."""
-    cutoff = parse_cutoff(cutoff)
+    parsed = parse_cutoff(cutoff)
     svc = app.services
     config = svc.sites.get(validate_site_id(site))
     if not config.exports:
         raise UserError(f"site {site} has no export bucket")
-    message = publishing_broker(svc).enqueue(
-        export_message(site, cutoff=None if cutoff == "yesterday" else cutoff))
+    message = svc.publisher.publish(export_message(site, cutoff=parsed))
     click.echo(f"queued export {site} (message {message.message_id})")
 
 
@@ -74,10 +60,10 @@ def enqueue_reexport(app: AppContext, site: str, first: int, last: int | None) -
     config = svc.sites.get(validate_site_id(site))
     if not config.exports:
         raise UserError(f"site {site} has no export bucket")
-    position = ExportLedger(svc.store_s3, app.settings.store_bucket).load(site).position
+    position = svc.ledger.load(site).position
     if first > position:
         raise UserError(f"site {site} has exported revisions up to {position} only; "
                          f"--from {first} would re-export nothing")
-    message = publishing_broker(svc).enqueue(export_message(site, first=first, last=last))
+    message = svc.publisher.publish(export_message(site, first=first, last=last))
     span = f"{first}..{last}" if last else f"{first}.."
     click.echo(f"queued re-export {site} revisions {span} (message {message.message_id})")

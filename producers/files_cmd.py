@@ -27,7 +27,7 @@ from shared.filetools.daily import day_lines, day_window, index_of, input_paths,
 from shared.filetools.sources import Input, ReaderFactory, resolve_input, resolve_root
 from shared.formats.exportlines import Problems
 from shared.formats.names import validate_site_id
-from shared.imports.reimport import Reimporter, check_file
+from shared.imports.reimport import Reimporter, ReimportOutcome, check_file
 from shared.store.s3 import S3, make_client
 
 pass_app = click.make_pass_decorator(AppContext)
@@ -214,20 +214,21 @@ def reimport_cmd(app: AppContext, site: str, file: str, strict: bool) -> None:
     svc = app.services
     svc.sites.get(validate_site_id(site))
     inp = _input(app, file)
-    reimporter = Reimporter(svc.store, svc.redis, svc.tail_cache, svc.clock,
-                            metrics=svc.metrics)
+    one = inp.only_file()
+    reimporter = Reimporter(svc.store, svc.reports, svc.markers, svc.redis, svc.tail_cache,
+                            svc.clock, svc.metrics)
     with Feedback() as fb:
-        checked = check_file(inp, Problems(strict, fb.problem),
+        checked = check_file(one, Problems(strict, fb.problem),
                              fb.task("checking", inp.total_bytes))
         with _stop_on_signals() as stop:
-            result = reimporter.run(site, inp, checked, should_stop=stop.is_set,
+            result = reimporter.run(site, one, checked, should_stop=stop.is_set,
                                     on_bytes=fb.task("importing", inp.total_bytes))
     span = (f"revisions {result.first_revision}..{result.last_revision}"
             if result.last_revision is not None else "no revision (no valid line)")
-    if result.outcome == "stopped":
+    if result.outcome is ReimportOutcome.STOPPED:
         raise ReimportStopped(f"reimport of {checked.name} stopped before line "
                               f"{result.next_line}; run the same command again to continue")
-    if result.outcome == "already":
+    if result.outcome is ReimportOutcome.ALREADY:
         click.echo(f"{checked.name} was reimported into site {site} already ({span}); "
                    "nothing to do")
         return

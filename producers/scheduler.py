@@ -10,33 +10,23 @@ from __future__ import annotations
 
 import logging
 import threading
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import dramatiq
-import redis
 
 from shared.clock import Clock
 from shared.fleet.messages import EXPORT_ACTOR, QUEUES, SCAN_ACTOR, export_message, scan_message
 from shared.fleet.queues import queue_depths
+from shared.fleet.redisconn import RedisClient
+from shared.fleet.slots import CLAIM_STALE_S, DEFAULT_PREFIX, SlotClaims, slot_of
 from shared.metrics import Metrics
 from shared.store.sites import SiteConfig, SiteRegistry
 
 logger = logging.getLogger(__name__)
 
-CLAIM_STALE_S = 60
 TICK_INTERVAL_S = 15.0
-
-# Take over a claim only if it is still the stale one we read (compare-and-set).
-_TAKE_OVER = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-  return 1
-end
-return 0
-"""
 
 
 @dataclass(frozen=True)
@@ -46,16 +36,11 @@ class Published:
     slot: int
 
 
-def slot_of(site: str, now_s: float, interval_s: int) -> int:
-    offset_s = zlib.crc32(site.encode("utf-8")) % interval_s
-    return int((now_s + offset_s) // interval_s)
-
-
 class Scheduler:
-    def __init__(self, sites: SiteRegistry, client: redis.Redis,
+    def __init__(self, sites: SiteRegistry, client: RedisClient,
                  publish: Callable[[dramatiq.Message[Any]], Any], clock: Clock,
                  metrics: Metrics, *, scan_interval_s: int, export_interval_s: int,
-                 key_prefix: str = "bucketbridge:slot",
+                 key_prefix: str = DEFAULT_PREFIX,
                  broker_namespace: str = "dramatiq") -> None:
         self.broker_namespace = broker_namespace
         self.sites = sites
@@ -65,31 +50,17 @@ class Scheduler:
         self.metrics = metrics
         self.scan_interval_s = scan_interval_s
         self.export_interval_s = export_interval_s
-        self.key_prefix = key_prefix
-        self._take_over = client.register_script(_TAKE_OVER)
-
-    def _claim(self, key: str, ttl_s: int) -> bool:
-        now = self.clock.now_s()
-        claim = f"claimed:{now:.3f}"
-        if self.redis.set(key, claim, nx=True, ex=ttl_s):
-            return True
-        current = self.redis.get(key)
-        text = current.decode() if isinstance(current, bytes) else str(current)
-        if not text.startswith("claimed:"):
-            return False
-        if now - float(text.split(":", 1)[1]) < CLAIM_STALE_S:
-            return False
-        return bool(self._take_over(keys=[key], args=[text, claim, ttl_s]))
+        self.slots = SlotClaims(client, key_prefix)
 
     def _due(self, job: str, site: SiteConfig, interval_s: int,
              message: dramatiq.Message[Any]) -> Published | None:
         slot = slot_of(site.site_id, self.clock.now_s(), interval_s)
-        key = f"{self.key_prefix}:{job}:{site.site_id}:{slot}"
+        key = self.slots.key(job, site.site_id, slot)
         ttl_s = interval_s * 2 + CLAIM_STALE_S
-        if not self._claim(key, ttl_s):
+        if not self.slots.claim(key, self.clock.now_s(), ttl_s):
             return None
         self.publish(message)
-        self.redis.set(key, "published", ex=ttl_s)
+        self.slots.published(key, ttl_s)
         self.metrics.scheduler_published.labels(job).inc()
         logger.info("site=%s published %s for slot %d", site.site_id, job, slot)
         return Published(job, site.site_id, slot)

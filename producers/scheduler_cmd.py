@@ -11,15 +11,13 @@ from prometheus_client import start_http_server
 
 from producers.context import AppContext
 from producers.scheduler import Scheduler
-from shared.fleet.publisher import publishing_broker
 
 pass_app = click.make_pass_decorator(AppContext)
 
 
 def build_scheduler(app: AppContext) -> Scheduler:
     svc = app.services
-    broker = publishing_broker(svc)
-    return Scheduler(svc.sites, svc.redis, broker.enqueue, svc.clock, svc.metrics,
+    return Scheduler(svc.sites, svc.redis, svc.publisher.publish, svc.clock, svc.metrics,
                      scan_interval_s=app.settings.scan_interval_s,
                      export_interval_s=app.settings.export_interval_s)
 

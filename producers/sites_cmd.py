@@ -13,10 +13,10 @@ from rich.table import Table
 
 from producers.context import AppContext
 from producers.output import console as make_console
-from shared.errors import BadFile, SiteExists, UserError
+from shared.errors import BadFile, BucketMissing, SiteExists, UserError
 from shared.formats.names import validate_site_id
 from shared.imports.preview import Preview, preview_file
-from shared.imports.scan import matching_files
+from shared.imports.sitefiles import matching_files
 from shared.store.s3 import S3
 from shared.store.sites import SiteConfig
 
@@ -54,11 +54,15 @@ def _load_preview(s3: S3, site: SiteConfig) -> tuple[Preview, int]:
 
 
 def _reachable(app: AppContext, config: SiteConfig) -> S3:
-    """The site's access, once its buckets answered with it (``BucketError`` otherwise)."""
+    """The site's access, once its buckets answered with it.  A bucket that does not exist
+    was mistyped (``UserError``); one that exists but refuses us is ``AccessDenied``."""
     s3 = app.services.access.for_site(config)
-    s3.check_bucket(config.import_bucket)
-    if config.export_bucket:
-        s3.check_bucket(config.export_bucket)
+    try:
+        s3.check_bucket(config.import_bucket)
+        if config.export_bucket:
+            s3.check_bucket(config.export_bucket)
+    except BucketMissing as exc:
+        raise UserError(str(exc)) from None
     return s3
 
 

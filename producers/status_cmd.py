@@ -10,8 +10,10 @@ from rich.table import Table
 
 from producers.context import AppContext
 from producers.output import console
+from shared.exports.progress import export_status
 from shared.formats.names import validate_site_id
-from shared.imports.progress import export_status, import_status
+from shared.imports.cursor import Revisions
+from shared.imports.progress import import_status
 from shared.services import Services
 
 pass_app = click.make_pass_decorator(AppContext)
@@ -19,9 +21,10 @@ pass_app = click.make_pass_decorator(AppContext)
 
 def site_status(svc: Services, site: str) -> dict[str, Any]:
     config = svc.sites.get(validate_site_id(site))
-    imported = import_status(svc, config)
+    imported = import_status(Revisions(svc.store, svc.tail_cache), svc.statuses, config,
+                             svc.access.for_site(config))
     return {"site": site, "paused": config.paused, "import": imported,
-            "export": export_status(svc, config, imported["revisions"])}
+            "export": export_status(svc.ledger, svc.statuses, config, imported["revisions"])}
 
 
 def status_rows(status: dict[str, Any]) -> list[tuple[str, str]]:

@@ -1,57 +1,61 @@
-"""The clients and stores a process needs, built once at its entry point and passed down."""
+"""The clients and stores a process needs, built once at its entry point and passed down.
+
+Process wiring only: the entry points (``workers.app``, the CLI's commands) build one
+``Services``; nothing in ``shared``'s packages imports this module (import-linter checks it).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-import boto3
-from redis import Redis
 
 from shared.clock import Clock, SystemClock
 from shared.fleet.hints import RevisionTailCache
+from shared.fleet.publisher import Publisher
+from shared.fleet.redisconn import RedisClient, connect
 from shared.metrics import Metrics
 from shared.settings import Settings
 from shared.store.access import SiteAccess
 from shared.store.jobstatus import StatusStore
+from shared.store.ledger import ExportLedger
+from shared.store.reimportmarkers import MarkerStore
+from shared.store.rejectreports import RejectReports
 from shared.store.revisions import EventStore
 from shared.store.s3 import S3, make_client
 from shared.store.sites import SiteRegistry
-
-if TYPE_CHECKING:
-    from mypy_boto3_sts import STSClient
+from shared.store.sts import make_sts_client
 
 
 @dataclass
 class Services:
     settings: Settings
-    redis: Redis
+    redis: RedisClient
     store_s3: S3
     store: EventStore
     sites: SiteRegistry
     statuses: StatusStore
+    ledger: ExportLedger
+    reports: RejectReports
+    markers: MarkerStore
     access: SiteAccess
     tail_cache: RevisionTailCache
+    publisher: Publisher
     clock: Clock
     metrics: Metrics
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None,
-              metrics: Metrics | None = None, redis_client: Redis | None = None,
+              metrics: Metrics | None = None, redis_client: RedisClient | None = None,
               s3: S3 | None = None) -> Services:
         clock = clock or SystemClock()
-        r = redis_client or Redis.from_url(settings.redis_url, socket_timeout=10,
-                                           socket_connect_timeout=5, health_check_interval=30)
+        r = redis_client or connect(settings.redis_url)
         store_s3 = s3 or S3(make_client(settings.s3_endpoint_url))
-        # botocore honours AWS_ENDPOINT_URL_STS itself, as it does AWS_ENDPOINT_URL_S3.
-        session = boto3.session.Session()
-        sts: STSClient = session.client("sts", region_name=session.region_name or "us-east-1")
+        bucket = settings.store_bucket
+        store = EventStore(store_s3, bucket)
         return cls(
-            settings=settings, redis=r, store_s3=store_s3,
-            store=EventStore(store_s3, settings.store_bucket),
-            sites=SiteRegistry(store_s3, settings.store_bucket),
-            statuses=StatusStore(store_s3, settings.store_bucket),
-            access=SiteAccess(store_s3, sts, clock, settings.s3_endpoint_url),
-            tail_cache=RevisionTailCache(r, settings.store_bucket), clock=clock,
-            metrics=metrics or Metrics())
-
+            settings=settings, redis=r, store_s3=store_s3, store=store,
+            sites=SiteRegistry(store_s3, bucket), statuses=StatusStore(store_s3, bucket),
+            ledger=ExportLedger(store_s3, bucket), reports=RejectReports(store_s3, bucket, store),
+            markers=MarkerStore(store_s3, bucket),
+            access=SiteAccess(store_s3, make_sts_client(), clock, settings.s3_endpoint_url),
+            tail_cache=RevisionTailCache(r, bucket), publisher=Publisher.for_redis(r),
+            clock=clock, metrics=metrics or Metrics())

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import dramatiq
-import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import (
     AgeLimit,
@@ -21,11 +20,12 @@ from shared.clock import Clock
 from shared.errors import RetryableError
 from shared.fleet.deadletters import NOTE_TTL_S
 from shared.fleet.messages import EXPORT_ACTOR, EXPORT_QUEUE, IMPORT_QUEUE, SCAN_ACTOR
+from shared.fleet.redisconn import RedisClient
 from shared.metrics import Metrics
 from shared.settings import Settings
-from workers.dead_letter_notes import DeadLetterNotes
-from workers.message_metrics import MessageMetrics
-from workers.shutdown import GracefulShutdown
+from workers.middleware.deadletters import DeadLetterNotes
+from workers.middleware.metrics import MessageMetrics
+from workers.middleware.shutdown import GracefulShutdown
 
 MAX_RETRIES = 5
 MIN_BACKOFF_MS = 15_000
@@ -39,7 +39,7 @@ def retry_when(retries: int, exc: BaseException) -> bool:
     return isinstance(exc, RetryableError) and retries < MAX_RETRIES
 
 
-def build_broker(metrics: Metrics, shutdown: GracefulShutdown, client: redis.Redis,
+def build_broker(metrics: Metrics, shutdown: GracefulShutdown, client: RedisClient,
                  clock: Clock, namespace: str = "dramatiq") -> RedisBroker:
     middleware = [AgeLimit(), TimeLimit(), ShutdownNotifications(), Callbacks(), Pipelines(),
                   Retries(retry_when=retry_when, min_backoff=MIN_BACKOFF_MS,

@@ -9,14 +9,14 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
 from shared.exports.exporter import Exporter
+from shared.fleet.publisher import Publisher
 from shared.imports.scan import Importer
 from shared.services import Services
 from shared.settings import Settings
-from shared.store.ledger import ExportLedger
 from workers.broker import build_broker, register_actors
-from workers.export_job import ExportJob
-from workers.scan_job import ScanJob
-from workers.shutdown import GracefulShutdown
+from workers.jobs.export import ExportJob
+from workers.jobs.scan import ScanJob
+from workers.middleware.shutdown import GracefulShutdown
 
 
 @dataclass
@@ -33,12 +33,13 @@ class Runtime:
         shutdown = GracefulShutdown()
         broker = build_broker(services.metrics, shutdown, services.redis, services.clock,
                               namespace=namespace)
-        importer = Importer(services.store, services.tail_cache, services.clock, services.metrics)
-        exporter = Exporter(services.store, ExportLedger(services.store_s3, settings.store_bucket),
-                            services.tail_cache, services.clock, services.metrics)
-        scan = ScanJob(services, importer, broker.enqueue,
-                       shutdown_requested=lambda: shutdown.requested)
-        export = ExportJob(services, exporter, broker.enqueue,
+        importer = Importer(services.store, services.reports, services.tail_cache, services.clock,
+                            services.metrics)
+        exporter = Exporter(services.store, services.ledger, services.tail_cache,
+                            services.clock, services.metrics)
+        publish = Publisher(broker).publish
+        scan = ScanJob(services, importer, publish, shutdown_requested=lambda: shutdown.requested)
+        export = ExportJob(services, exporter, publish,
                            shutdown_requested=lambda: shutdown.requested)
 
         def scan_site(site_id: str) -> None:

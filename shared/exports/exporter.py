@@ -4,42 +4,35 @@ Order is what keeps a reader safe: revision files are written first, then the le
 records them as exported, then ``index.csv`` and ``status.csv`` are rewritten from the ledger.
 A run that dies anywhere re-copies at most the revisions it had not committed, and an index row
 never names a file that was not written.  Revisions are exported strictly in order; a revision
-that is missing or unreadable stops the run before it, so the customer's numbering has no gap.
+that is missing or unreadable stops the run before it (``ExportBlocked``, raised once what came
+before is committed), so the customer's numbering has no gap.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from enum import StrEnum
+from typing import NamedTuple, TypeVar
 
 from shared.clock import Clock
-from shared.errors import ObjectMissing
+from shared.errors import ObjectMissing, PermanentError
+from shared.exports.destination import Destination
 from shared.fleet.hints import RevisionTailCache
-from shared.formats.exportfiles import (
-    IndexRow,
-    export_key,
-    export_revision_name,
-    format_index,
-    format_status,
-)
+from shared.formats.exportfiles import IndexRow, export_revision_name
 from shared.formats.times import iso_utc, parse_iso_utc
 from shared.metrics import Metrics
 from shared.store.ledger import ExportLedger, Ledger
-from shared.store.revisions import (
-    EventStore,
-    RevisionMeta,
-    RevisionUnreadable,
-    revision_key,
-    revision_number,
-)
-from shared.store.s3 import S3, ObjectInfo
+from shared.store.revisions import EventStore, RevisionMeta, RevisionUnreadable, revision_number
+from shared.store.s3 import ObjectInfo
 from shared.store.sites import SiteConfig
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # The ledger is rewritten whole at each commit: commit on a clock, not per revision, so a long
 # history costs a few rewrites per run; a crash re-copies at most this much work.
@@ -50,19 +43,36 @@ COPY_WINDOW = 32
 COPY_CONCURRENCY = 8
 
 
+class ExportOutcome(StrEnum):
+    DONE = "done"  # everything exportable was exported
+    BUDGET = "budget"  # stopped at the budget (or when asked to) with work left
+
+
+class RevisionUnavailable(PermanentError):
+    """A revision to export is missing from the store or cannot be read."""
+
+
 @dataclass
 class ExportResult:
-    outcome: str = "done"  # "done", "budget" (work left), "blocked" (stopped before a bad one)
+    outcome: ExportOutcome = ExportOutcome.DONE
     exported: list[int] = field(default_factory=list)
     position: int = 0
     total_revisions: int = 0
     bytes_copied: int = 0
-    error: str | None = None
     next_first: int | None = None  # re-export: where the follow-up run starts
 
     @property
     def lag_revisions(self) -> int:
         return max(0, self.total_revisions - self.position)
+
+
+class ExportBlocked(PermanentError):
+    """The run stopped before a revision that cannot be exported (``result`` says what was
+    exported first, and is committed); the next run tries that revision again."""
+
+    def __init__(self, reason: str, result: ExportResult) -> None:
+        super().__init__(reason)
+        self.result = result
 
 
 class _Step(NamedTuple):
@@ -72,20 +82,11 @@ class _Step(NamedTuple):
     export: bool  # False: written before the lookback window, passed over
 
 
-@dataclass(frozen=True)
-class Destination:
-    """The customer's export bucket and how to reach it."""
-
-    s3: S3
-    bucket: str
-    prefix: str
-    server_side_copy: bool  # the fleet's own credentials can read the store and write here
-
-    @classmethod
-    def for_site(cls, site: SiteConfig, s3: S3) -> Destination:
-        assert site.export_bucket is not None
-        return cls(s3=s3, bucket=site.export_bucket, prefix=site.export_prefix,
-                   server_side_copy=site.role_arn is None)
+@dataclass
+class _Plan:
+    steps: list[_Step]
+    last_window: bool  # a gap, a revision not exportable yet, or a bad one ends the cycle
+    blocked: str | None = None
 
 
 class Exporter:
@@ -96,6 +97,9 @@ class Exporter:
         self.tail_cache = tail_cache
         self.clock = clock
         self.metrics = metrics
+
+    def _total(self, site: str) -> int:
+        return self.store.latest_number(site, hint=self.tail_cache.get(site))
 
     # -- regular cycle ------------------------------------------------------------------------
 
@@ -112,28 +116,28 @@ class Exporter:
         deadline = self.clock.monotonic_s() + budget_s
         ledger = self.ledger.load(sid)
         result = ExportResult(position=ledger.position)
-        total = self.store.latest_number(sid, hint=self.tail_cache.get(sid))
+        total = self._total(sid)
         pending: list[IndexRow] = []
         position = ledger.position
         last_commit_s = self.clock.monotonic_s()
-        candidates = iter(self.store.numbers(sid, after=position))
+        blocked: str | None = None
+        candidates = iter(self.store.objects(sid, after=position))
         with ThreadPoolExecutor(max_workers=COPY_CONCURRENCY,
                                 thread_name_prefix=f"export-{sid}") as pool:
-            while result.outcome == "done":
+            while blocked is None:
                 if self.clock.monotonic_s() >= deadline or should_stop():
-                    result.outcome = "budget"
+                    result.outcome = ExportOutcome.BUDGET
                     break
                 window = list(itertools.islice(candidates, COPY_WINDOW))
                 if not window:
                     break
-                plan, stop = self._plan(sid, position, window, cutoff_s, lookback_start_s,
-                                        pool, result)
+                plan = self._plan(sid, position, window, cutoff_s, lookback_start_s, pool)
+                blocked = plan.blocked
                 copies = pool.map(lambda step: self._copy(sid, step.number, step.info, dest)
-                                  if step.export else None, plan)
-                for step, error in zip(plan, copies, strict=True):
+                                  if step.export else None, plan.steps)
+                for step, error in zip(plan.steps, _settled(copies), strict=True):
                     if error is not None:
-                        result.outcome, result.error = "blocked", error
-                        stop = True
+                        blocked = str(error)
                         break
                     if step.export:
                         pending.append(IndexRow(step.number, step.meta.min_t, step.meta.max_t))
@@ -144,21 +148,21 @@ class Exporter:
                     ledger = self._commit(sid, ledger, position, pending)
                     pending = []
                     last_commit_s = self.clock.monotonic_s()
-                if stop:
+                if plan.last_window:
                     break
         if position != ledger.position or pending:
             ledger = self._commit(sid, ledger, position, pending)
-        self._publish(sid, ledger, dest, total)
+        dest.publish_index(ledger)
+        dest.publish_status(ledger, total)
         result.position = ledger.position
         result.total_revisions = max(total, ledger.position)
-        self._observe(sid, result)
+        self._observe(sid, result, blocked)
         return result
 
     def _plan(self, site: str, position: int, window: list[ObjectInfo], cutoff_s: float,
-              lookback_start_s: float, pool: ThreadPoolExecutor, result: ExportResult,
-              ) -> tuple[list[_Step], bool]:
+              lookback_start_s: float, pool: ThreadPoolExecutor) -> _Plan:
         """What to do with each revision of ``window``, in order, for its contiguous prefix
-        that may be exported or passed over; and whether the cycle stops after it (a gap, a
+        that may be exported or passed over; and whether the cycle ends after it (a gap, a
         bad revision, or one not exportable yet)."""
         numbered = []
         for offset, info in enumerate(window):
@@ -166,21 +170,18 @@ class Exporter:
             if revision_number(info.key) != expected:
                 break
             numbered.append((expected, info))
-        heads = list(pool.map(lambda item: self._head(site, item[0]), numbered))
-        plan: list[_Step] = []
-        for (number, info), head in zip(numbered, heads, strict=True):
-            if isinstance(head, str):
-                result.outcome, result.error = "blocked", head
-                return plan, True
+        heads = pool.map(lambda item: self._head(site, item[0]), numbered)
+        steps: list[_Step] = []
+        for (number, info), head in zip(numbered, _settled(heads), strict=True):
+            if isinstance(head, RevisionUnavailable):
+                return _Plan(steps, True, str(head))
             written_s = parse_iso_utc(head.written_at)
             if written_s >= cutoff_s:
-                return plan, True  # this and every later revision are not exportable yet
-            plan.append(_Step(number, info, head, export=written_s >= lookback_start_s))
+                return _Plan(steps, True)  # this and every later revision are not exportable yet
+            steps.append(_Step(number, info, head, export=written_s >= lookback_start_s))
         if len(numbered) < len(window):
-            gap = position + 1 + len(numbered)
-            result.outcome, result.error = "blocked", self._missing(site, gap)
-            return plan, True
-        return plan, False
+            return _Plan(steps, True, self._missing(site, position + 1 + len(numbered)))
+        return _Plan(steps, False)
 
     # -- re-export of a range -----------------------------------------------------------------
 
@@ -191,25 +192,29 @@ class Exporter:
         sid = site.site_id
         deadline = self.clock.monotonic_s() + budget_s
         ledger = self.ledger.load(sid)
-        total = self.store.latest_number(sid, hint=self.tail_cache.get(sid))
+        total = self._total(sid)
         result = ExportResult(position=ledger.position, total_revisions=total)
         upper = ledger.position if last is None else min(last, ledger.position)
+        blocked: str | None = None
         for row in ledger.rows:
             if row.number < first or row.number > upper:
                 continue
             if self.clock.monotonic_s() >= deadline or should_stop():
-                result.outcome, result.next_first = "budget", row.number
+                result.outcome, result.next_first = ExportOutcome.BUDGET, row.number
                 break
-            info = self.store.s3.head(self.store.bucket, revision_key(sid, row.number))
-            error = self._missing(sid, row.number) if info is None else \
+            info = self.store.info(sid, row.number)
+            try:
+                if info is None:
+                    raise RevisionUnavailable(self._missing(sid, row.number))
                 self._copy(sid, row.number, info, dest)
-            if error is not None or info is None:
-                result.outcome, result.error = "blocked", error
+            except RevisionUnavailable as exc:
+                blocked = str(exc)
                 break
             result.exported.append(row.number)
             result.bytes_copied += info.size_bytes
-        self._publish(sid, ledger, dest, total)
-        self._observe(sid, result)
+        dest.publish_index(ledger)
+        dest.publish_status(ledger, total)
+        self._observe(sid, result, blocked)
         return result
 
     # -- status.csv only ----------------------------------------------------------------------
@@ -218,10 +223,8 @@ class Exporter:
         """Rewrite ``status.csv`` so ``Total Revisions`` follows new revisions quickly."""
         sid = site.site_id
         ledger = self.ledger.load(sid)
-        total = self.store.latest_number(sid, hint=self.tail_cache.get(sid))
-        dest.s3.put(dest.bucket, export_key(dest.prefix, "status.csv"),
-                    format_status(total, len(ledger.rows), ledger.max_exported_t),
-                    content_type="text/csv")
+        total = self._total(sid)
+        dest.publish_status(ledger, total)
         result = ExportResult(position=ledger.position, total_revisions=total)
         self.metrics.export_lag.labels(sid).set(result.lag_revisions)
         return result
@@ -229,21 +232,22 @@ class Exporter:
     # -- steps --------------------------------------------------------------------------------
 
     def _missing(self, site: str, number: int) -> str:
-        return (f"revision {number} is missing from the store "
-                f"(s3://{self.store.bucket}/{revision_key(site, number)})")
+        return f"revision {number} is missing from the store ({self.store.location(site, number)})"
 
-    def _head(self, site: str, number: int) -> RevisionMeta | str:
-        """The revision's metadata, or why it cannot be exported."""
+    def _head(self, site: str, number: int) -> RevisionMeta:
+        """The revision's metadata; ``RevisionUnavailable`` if it cannot be exported."""
         try:
             found = self.store.head(site, number)
         except RevisionUnreadable as exc:
-            return str(exc)
-        return found[0] if found is not None else self._missing(site, number)
+            raise RevisionUnavailable(str(exc)) from None
+        if found is None:
+            raise RevisionUnavailable(self._missing(site, number))
+        return found[0]
 
-    def _copy(self, site: str, number: int, info: ObjectInfo, dest: Destination) -> str | None:
-        """Copy revision ``number`` to the customer; the error if it is gone, else ``None``.
+    def _copy(self, site: str, number: int, info: ObjectInfo, dest: Destination) -> None:
+        """Copy revision ``number`` to the customer; ``RevisionUnavailable`` if it is gone.
         Safe to call from several threads."""
-        target = export_key(dest.prefix, export_revision_name(number))
+        target = dest.key(export_revision_name(number))
         try:
             if dest.server_side_copy:
                 dest.s3.copy(self.store.bucket, info.key, dest.bucket, target,
@@ -253,28 +257,34 @@ class Exporter:
                     dest.s3.upload(dest.bucket, target, stream,
                                    content_type="application/x-ndjson")
         except ObjectMissing:
-            return self._missing(site, number)
+            raise RevisionUnavailable(self._missing(site, number)) from None
         self.metrics.export_revisions.labels(site).inc()
         self.metrics.export_bytes.labels(site).inc(info.size_bytes)
         logger.debug("site=%s exported revision %d -> s3://%s/%s", site, number, dest.bucket,
                      target)
-        return None
 
     def _commit(self, site: str, ledger: Ledger, position: int, rows: list[IndexRow]) -> Ledger:
         return self.ledger.commit(site, ledger, position, rows, iso_utc(self.clock.now_s()))
 
-    def _publish(self, site: str, ledger: Ledger, dest: Destination, total: int) -> None:
-        """index.csv, then status.csv: both from the committed ledger, so after the files
-        they name; once per run."""
-        dest.s3.put(dest.bucket, export_key(dest.prefix, "index.csv"), format_index(ledger.rows),
-                    content_type="text/csv")
-        dest.s3.put(dest.bucket, export_key(dest.prefix, "status.csv"),
-                    format_status(max(total, ledger.position), len(ledger.rows),
-                                  ledger.max_exported_t), content_type="text/csv")
-
-    def _observe(self, site: str, result: ExportResult) -> None:
+    def _observe(self, site: str, result: ExportResult, blocked: str | None) -> None:
+        """Metrics, then ``ExportBlocked`` if the run stopped before a revision it could not
+        export (what came before is committed and published by then)."""
         self.metrics.export_lag.labels(site).set(result.lag_revisions)
-        if result.outcome != "blocked":
-            self.metrics.export_last_success.labels(site).set(self.clock.now_s())
-        if result.outcome == "budget":
+        if blocked is not None:
+            raise ExportBlocked(blocked, result)
+        self.metrics.export_last_success.labels(site).set(self.clock.now_s())
+        if result.outcome is ExportOutcome.BUDGET:
             self.metrics.budget_exhausted.labels("export", site).inc()
+
+
+def _settled(results: Iterator[T]) -> Iterator[T | RevisionUnavailable]:
+    """The results of ``pool.map`` in order, with a ``RevisionUnavailable`` raised by a task
+    yielded as a value (so the revisions before it still count)."""
+    while True:
+        try:
+            yield next(results)
+        except StopIteration:
+            return
+        except RevisionUnavailable as exc:
+            yield exc
+            return

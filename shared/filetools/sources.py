@@ -219,12 +219,40 @@ class Input:
                 raise
         return opened
 
+    def only_file(self) -> PartFile:
+        """The one file of this input (for a command that reads exactly one)."""
+        if len(self.parts) != 1:
+            raise UserError(f"{self.location.describe()} holds {len(self.parts)} files where "
+                            "one is needed; compile them into one first (files compile)")
+        return PartFile(self, self.parts[0])
+
     def lines(self, problems: Problems, on_bytes: ByteCounter = no_progress,
               check: LineCheck | None = None) -> Iterator[tuple[bytes, Line]]:
         """Every valid line of every part, in order (bad ones go to ``problems``)."""
         for part in self.parts:
             with self.open(part, on_bytes=on_bytes) as opened:
                 yield from LineScanner(opened.file, self.describe(part), problems, check=check)
+
+
+@dataclass(frozen=True)
+class PartFile:
+    """One part of an input, as a file of its own."""
+
+    input: Input
+    part: Part
+
+    @property
+    def name(self) -> str:
+        return self.part.name
+
+    def describe(self) -> str:
+        return self.input.describe(self.part)
+
+    def open(self, *, start_byte: int = 0, gzipped: bool | None = None,
+             on_bytes: ByteCounter = no_progress,
+             tap: Callable[[bytes], object] | None = None) -> Opened:
+        return self.input.open(self.part, start_byte=start_byte, gzipped=gzipped,
+                               on_bytes=on_bytes, tap=tap)
 
 
 def resolve_input(text: str, reader_factory: ReaderFactory) -> Input:

@@ -15,8 +15,9 @@ from typing import Any
 
 import dramatiq
 import orjson
-import redis
 
+from shared.fleet.queues import DEFAULT_NAMESPACE, dead_key, dead_messages_key
+from shared.fleet.redisconn import RedisClient, translated
 from shared.formats.times import iso_utc
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ def _note_key(namespace: str, redis_id: str) -> str:
     return f"bucketbridge:dead-letter-note:{namespace}:{redis_id}"
 
 
-def record_failure(client: redis.Redis, namespace: str, message: dramatiq.Message[Any],
+def record_failure(client: RedisClient, namespace: str, message: dramatiq.Message[Any],
                    now_s: float) -> None:
     """Keep the error of a message that is being dead-lettered (called by the worker)."""
     redis_id = message.options.get("redis_message_id")
@@ -43,7 +44,8 @@ def record_failure(client: redis.Redis, namespace: str, message: dramatiq.Messag
         "that received it, or it failed without an exception"
     note = {"error": error, "traceback": trace[-_TRACEBACK_CHARS:], "failed_at": iso_utc(now_s),
             "attempts": int(message.options.get("retries", 0) or 0)}
-    client.set(_note_key(namespace, redis_id), orjson.dumps(note), ex=NOTE_TTL_S)
+    with translated("recording a dead letter's error"):
+        client.set(_note_key(namespace, redis_id), orjson.dumps(note), ex=NOTE_TTL_S)
 
 
 @dataclass(frozen=True)
@@ -69,17 +71,21 @@ class DeadLetter:
 
 
 class DeadLetterQueue:
-    def __init__(self, client: redis.Redis, queues: Iterable[str],
-                 namespace: str = "dramatiq") -> None:
+    def __init__(self, client: RedisClient, queues: Iterable[str],
+                 namespace: str = DEFAULT_NAMESPACE) -> None:
         self.client = client
         self.queues = tuple(queues)
         self.namespace = namespace
 
     def _xq(self, queue: str) -> str:
-        return f"{self.namespace}:{queue}.XQ"
+        return dead_key(self.namespace, queue)
 
     def letters(self) -> list[DeadLetter]:
         """Every dead letter of every queue, oldest first."""
+        with translated("reading dead letters"):
+            return self._letters()
+
+    def _letters(self) -> list[DeadLetter]:
         out: list[DeadLetter] = []
         for queue in self.queues:
             entries: list[tuple[bytes, float]] = self.client.zrange(  # type: ignore[assignment]
@@ -88,7 +94,7 @@ class DeadLetterQueue:
                 continue
             ids = [member.decode() for member, _ in entries]
             bodies: list[bytes | None] = self.client.hmget(  # type: ignore[assignment]
-                self._xq(queue) + ".msgs", ids)
+                dead_messages_key(self.namespace, queue), ids)
             notes: list[bytes | None] = self.client.mget(  # type: ignore[assignment]
                 [_note_key(self.namespace, i) for i in ids])
             for (_, score), redis_id, body, note in zip(entries, ids, bodies, notes, strict=True):
@@ -141,8 +147,9 @@ class DeadLetterQueue:
         return len(letters)
 
     def _drop(self, queue: str, redis_id: str) -> None:
-        pipe = self.client.pipeline(transaction=True)
-        pipe.zrem(self._xq(queue), redis_id)
-        pipe.hdel(self._xq(queue) + ".msgs", redis_id)
-        pipe.delete(_note_key(self.namespace, redis_id))
-        pipe.execute()
+        with translated("dropping a dead letter"):
+            pipe = self.client.pipeline(transaction=True)
+            pipe.zrem(self._xq(queue), redis_id)
+            pipe.hdel(dead_messages_key(self.namespace, queue), redis_id)
+            pipe.delete(_note_key(self.namespace, redis_id))
+            pipe.execute()

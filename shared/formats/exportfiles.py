@@ -1,4 +1,4 @@
-"""The customer export bucket's layout and files, and which revisions a cycle may export.  Pure.
+"""The customer export bucket's layout and files.  Pure.
 
 ``<prefix>revisions/<n>.json`` is revision n, byte for byte; ``<prefix>index.csv`` has one row
 per exported revision; ``<prefix>status.csv`` one row summing up the export.
@@ -11,10 +11,9 @@ import io
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 
-from shared.errors import PermanentError, UserError
-from shared.formats.times import iso_utc, parse_iso_utc
+from shared.errors import PermanentError
+from shared.formats.times import iso_utc
 
 INDEX_HEADER = ("Filename", "Minimum Timestamp", "Maximum Timestamp", "Minimum UTC Timestamp",
                 "Maximum UTC Timestamp")
@@ -127,25 +126,3 @@ def format_status(total_revisions: int, exported: int, max_exported_t: int | Non
     writer.writerow((total_revisions, exported, "" if max_exported_t is None else max_exported_t,
                      "" if max_exported_t is None else iso_utc(max_exported_t)))
     return out.getvalue().encode("utf-8")
-
-
-def resolve_cutoff(cutoff: str | None, now_s: float) -> float:
-    """Unix seconds before which revisions are exportable.
-
-    ``None``/``yesterday``: 00:00 UTC today (data up to yesterday); ``now``; or ISO 8601.
-    """
-    if cutoff in (None, "yesterday"):
-        today = datetime.fromtimestamp(now_s, tz=UTC).replace(hour=0, minute=0, second=0,
-                                                              microsecond=0)
-        return today.timestamp()
-    if cutoff == "now":
-        return now_s
-    try:
-        return parse_iso_utc(cutoff)
-    except ValueError:
-        raise UserError(f"invalid cutoff {cutoff!r}") from None
-
-
-def lookback_start(now_s: float, lookback_days: int) -> float:
-    """Revisions written before this are too old to export by default."""
-    return (datetime.fromtimestamp(now_s, tz=UTC) - timedelta(days=lookback_days)).timestamp()

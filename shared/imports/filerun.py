@@ -1,44 +1,35 @@
 """Importing one CSV file, from a resume position, into revisions: the conversion hot path.
 
-Rows are streamed and converted in memory-bounded batches; each batch becomes one revision,
-created with a conditional write that is also the commit of the file position it reached.
-Nothing is written per row: one PUT per revision (plus one for its bad-row report, if any).
+Rows are streamed and converted in memory-bounded batches; each batch becomes one revision
+(``RevisionWriter``), created with a conditional write that is also the commit of the file
+position it reached.  Nothing is written per row: one PUT per revision, plus one for its bad-row
+report when it has one.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO
 
 import orjson
 
-from shared.clock import Clock
 from shared.errors import BadFile, ObjectMissing, PreconditionFailed
 from shared.formats.csvrecords import MAX_LINE_BYTES, RecordReader, read_header, skip_to
 from shared.formats.csvrows import Columns, RowRejected, parse_header, row_to_line
+from shared.formats.rejects import REJECT_CONTENT_CHARS, Reject
 from shared.formats.streams import open_stream
-from shared.formats.times import iso_utc
 from shared.metrics import Metrics
-from shared.store.rejectreports import DONE, FileEnd, FileRecords
-from shared.store.revisions import CSV_SOURCE, EventStore, RevisionMeta
+from shared.store.revisions import FileEnd, RevisionMeta
+from shared.store.revisionwriter import Batch, Limits, RevisionWriter, SourceRange
 from shared.store.s3 import S3
 
 logger = logging.getLogger(__name__)
 
-REJECT_HEADER = ("Record", "Line", "Reason", "Content")
-_REJECT_CONTENT_CHARS = 200
+# The deadline and the stop request are looked at this often (and whenever a batch is full).
 _CHECK_EVERY_RECORDS = 2048
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_events_per_revision: int = 100_000
-    max_revision_bytes: int = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -62,59 +53,25 @@ class FilePosition:
                    revision=meta.number)
 
 
-@dataclass(frozen=True, slots=True)
-class Reject:
-    record: int
-    line: int
-    code: str
-    reason: str
-    content: str
-
-
-def format_rejects(rejects: list[Reject], with_header: bool) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    if with_header:
-        writer.writerow(REJECT_HEADER)
-    for r in rejects:
-        writer.writerow((r.record, r.line, r.reason, r.content))
-    return out.getvalue().encode("utf-8")
-
-
 @dataclass
 class FileOutcome:
-    done: bool  # reached the end of the file
-    last_revision: int  # highest revision number after this run
-    first_revision: int | None
+    done: bool  # reached the end of the file (its last revision says so)
+    last_revision: int  # the site's highest revision number after this run
+    first_revision: int | None  # the file's first revision (None: it has none)
     rows_imported: int = 0
-    rejects_uncommitted: list[Reject] = field(default_factory=list)
-    position: FilePosition | None = None
-
-
-@dataclass
-class _Batch:
-    record_start: int
-    byte_start: int
-    body: bytearray = field(default_factory=bytearray)
-    events: int = 0
-    min_t: int | None = None
-    max_t: int | None = None
-    rejects: list[Reject] = field(default_factory=list)
+    position: FilePosition | None = None  # after the newest revision of this run
+    ended_at: str | None = None  # when the revision that ended the file was written
 
 
 class FileImport:
     """Imports one file of one site from a position until its end, the deadline, or a stop."""
 
-    def __init__(self, s3: S3, bucket: str, store: EventStore, site: str, clock: Clock,
-                 metrics: Metrics, limits: Limits | None = None,
-                 on_revision: Callable[[int], None] = lambda _n: None) -> None:
-        self.on_revision = on_revision
-        self.records = FileRecords(store)
+    def __init__(self, s3: S3, bucket: str, writer: RevisionWriter, metrics: Metrics,
+                 limits: Limits | None = None) -> None:
         self.s3 = s3
         self.bucket = bucket
-        self.store = store
-        self.site = site
-        self.clock = clock
+        self.writer = writer
+        self.site = writer.site
         self.metrics = metrics
         self.limits = limits or Limits()
 
@@ -153,114 +110,84 @@ class FileImport:
         """Import from ``pos``; revisions are numbered after ``last_revision``.
 
         Returns at the end of the file or once the deadline passed or ``should_stop()`` is true,
-        with every converted row committed.  Raises ``BadFile`` if the file is unusable and
-        ``RevisionExists`` if another writer got ahead (the caller must stop).
+        with every record read committed (rows and bad rows alike).  Raises ``BadFile`` if the
+        file is unusable and ``RevisionExists`` if another writer got ahead (the caller must
+        stop).
         """
         with ExitStack() as streams:
-            return self._run(pos, last_revision, deadline_mono_s, should_stop, streams)
+            columns, reader = self._open(pos, streams)
+            try:
+                return self._run(pos, columns, reader, last_revision, deadline_mono_s,
+                                 should_stop)
+            finally:
+                self.metrics.bytes_read.labels(self.site).inc(
+                    max(0, reader.position_bytes - pos.byte_start))
 
-    def _run(self, pos: FilePosition, last_revision: int, deadline_mono_s: float,
-             should_stop: Callable[[], bool], streams: ExitStack) -> FileOutcome:
-        columns, reader = self._open(pos, streams)
+    def _run(self, pos: FilePosition, columns: Columns, reader: RecordReader,
+             last_revision: int, deadline_mono_s: float,
+             should_stop: Callable[[], bool]) -> FileOutcome:
         outcome = FileOutcome(done=False, last_revision=last_revision,
                               first_revision=pos.first_revision)
-        batch = _Batch(record_start=pos.next_record, byte_start=pos.byte_start)
+        batch = Batch(record_start=pos.next_record, byte_start=pos.byte_start)
         dumps = orjson.dumps
-        max_events = self.limits.max_events_per_revision
-        max_bytes = self.limits.max_revision_bytes
+        limits = self.limits
         since_check = 0
         read = reader.read
-        # A full batch waits for the next record: only then is it known whether the file goes
-        # on, so the revision that ends a file always says so.
-        full_at: tuple[int, int, int] | None = None
-        try:
-            while True:
+        monotonic_s = self.writer.clock.monotonic_s
+        while True:
+            try:
+                cells = read()
+            except StopIteration:
+                break
+            if cells is None:
+                batch.rejects.append(Reject(reader.number, reader.line,
+                                            reader.error_code or "malformed",
+                                            reader.error or "unreadable", ""))
+            else:
                 try:
-                    cells = read()
-                except StopIteration:
-                    break
-                if full_at is not None:
-                    self._commit(batch, pos, outcome, *full_at, file_done=False)
-                    batch = _Batch(record_start=full_at[2] + 1, byte_start=full_at[0])
-                    full_at = None
-                if cells is None:
-                    batch.rejects.append(Reject(reader.number, reader.line,
-                                                reader.error_code or "malformed",
-                                                reader.error or "unreadable", ""))
+                    line = row_to_line(cells, columns)
+                except RowRejected as rej:
+                    batch.rejects.append(Reject(
+                        reader.number, reader.line, rej.code, rej.reason,
+                        ",".join(cells)[:REJECT_CONTENT_CHARS]))
                 else:
-                    try:
-                        line = row_to_line(cells, columns)
-                    except RowRejected as rej:
-                        batch.rejects.append(Reject(
-                            reader.number, reader.line, rej.code, rej.reason,
-                            ",".join(cells)[:_REJECT_CONTENT_CHARS]))
-                    else:
-                        batch.body += dumps(line)
-                        batch.body += b"\n"
-                        batch.events += 1
-                        t = line.get("_t")
-                        if t is not None:
-                            if batch.min_t is None or t < batch.min_t:
-                                batch.min_t = t
-                            if batch.max_t is None or t > batch.max_t:
-                                batch.max_t = t
-                full = batch.events >= max_events or len(batch.body) >= max_bytes
-                since_check += 1
-                if full or since_check >= _CHECK_EVERY_RECORDS:
-                    since_check = 0
-                    here = (reader.position_bytes, reader.end_line, reader.number)
-                    if self.clock.monotonic_s() >= deadline_mono_s or should_stop():
-                        if batch.events:
-                            self._commit(batch, pos, outcome, *here, file_done=False)
-                            batch = _Batch(record_start=here[2] + 1, byte_start=here[0])
-                        outcome.rejects_uncommitted = batch.rejects
-                        return outcome
-                    if full:
-                        full_at = here
-        finally:
-            self.metrics.bytes_read.labels(self.site).inc(
-                max(0, reader.position_bytes - pos.byte_start))
+                    batch.body += dumps(line)
+                    batch.body += b"\n"
+                    batch.events += 1
+                    t = line.get("_t")
+                    if t is not None:
+                        if batch.min_t is None or t < batch.min_t:
+                            batch.min_t = t
+                        if batch.max_t is None or t > batch.max_t:
+                            batch.max_t = t
+            since_check += 1
+            full = batch.full(limits)
+            if not full and since_check < _CHECK_EVERY_RECORDS:
+                continue
+            since_check = 0
+            stop = monotonic_s() >= deadline_mono_s or should_stop()
+            if full or (stop and not batch.empty):
+                self._commit(batch, pos, reader, outcome, FileEnd.OPEN)
+                batch = Batch(record_start=reader.number + 1, byte_start=reader.position_bytes)
+            if stop:
+                return outcome
         outcome.done = True
-        if batch.events:
-            self._commit(batch, pos, outcome, reader.position_bytes, reader.end_line,
-                         reader.number, file_done=True)
-        else:
-            outcome.rejects_uncommitted = batch.rejects
-            last_of_file = outcome.position.revision if outcome.position else pos.revision
-            if last_of_file is not None:
-                # No revision can say "done" here (a run stopped on the last record, or only
-                # bad records followed it): the marker says it for the file's last revision.
-                self.records.mark_end(self.site, last_of_file,
-                                      FileEnd(DONE, iso_utc(self.clock.now_s())))
-        self._count_rejects(outcome.rejects_uncommitted)
+        if not batch.empty or (outcome.position or pos).revision is not None:
+            # The file's last revision says it is done: with what was left, or without events
+            # when the file ended just after a commit.
+            self._commit(batch, pos, reader, outcome, FileEnd.DONE)
         return outcome
 
-    def _count_rejects(self, rejects: list[Reject]) -> None:
-        for r in rejects:
-            self.metrics.rows_rejected.labels(self.site, r.code).inc()
-
-    def _commit(self, batch: _Batch, pos: FilePosition, outcome: FileOutcome, end_byte: int,
-                end_line: int, end_record: int, *, file_done: bool) -> None:
-        number = outcome.last_revision + 1
-        first = outcome.first_revision if outcome.first_revision is not None else number
-        meta = RevisionMeta(
-            number=number, events=batch.events, min_t=batch.min_t, max_t=batch.max_t,
-            written_at=iso_utc(self.clock.now_s()), source=CSV_SOURCE, source_key=pos.key,
-            source_etag=pos.etag, record_start=batch.record_start, record_end=end_record,
-            byte_start=batch.byte_start, byte_end=end_byte, line_end=end_line,
-            rejected=len(batch.rejects), file_done=file_done, file_first_revision=first)
-        if batch.rejects:
-            # Before the revision; keyed by its range, so one that loses is never read.
-            self.records.write_rejects(self.site, number, end_record,
-                                       format_rejects(batch.rejects, False))
-        self.store.write(self.site, meta, batch.body)
-        logger.info("site=%s file=%s revision=%d events=%d records=%d..%d", self.site, pos.key,
-                    number, batch.events, batch.record_start, end_record)
-        self.metrics.revisions_written.labels(self.site, CSV_SOURCE).inc()
-        self.metrics.rows_imported.labels(self.site).inc(batch.events)
-        self._count_rejects(batch.rejects)
-        outcome.last_revision = number
-        outcome.first_revision = first
+    def _commit(self, batch: Batch, pos: FilePosition, reader: RecordReader,
+                outcome: FileOutcome, file_end: FileEnd) -> None:
+        meta = self.writer.commit(
+            outcome.last_revision + 1, batch,
+            SourceRange(pos.key, pos.etag, reader.number, reader.position_bytes,
+                        reader.end_line),
+            file_end=file_end, first_revision=outcome.first_revision)
+        outcome.last_revision = meta.number
+        outcome.first_revision = meta.file_first_revision
         outcome.rows_imported += batch.events
         outcome.position = FilePosition.after(meta, pos.gzipped)
-        self.on_revision(number)
+        if meta.ends_file:
+            outcome.ended_at = meta.written_at

@@ -1,7 +1,7 @@
 """How the fleet reaches a customer's bucket: its own credentials, or a role assumed per site.
 
 Assumed-role clients are cached per (role, external id) until a few minutes before their
-credentials expire.  Credentials never leave this module; messages carry only the site id.
+credentials expire.  Credentials never leave ``shared.store``; messages carry only the site id.
 """
 
 from __future__ import annotations
@@ -10,14 +10,12 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-import botocore.exceptions
+from typing import TYPE_CHECKING
 
 from shared.clock import Clock
-from shared.errors import AccessDenied, StorageUnavailable
 from shared.store.s3 import S3, make_client
 from shared.store.sites import SiteConfig
+from shared.store.sts import RoleCredentials, assume_role
 
 if TYPE_CHECKING:
     from mypy_boto3_sts import STSClient
@@ -34,14 +32,18 @@ class _Cached:
     expires_at_s: float
 
 
+def _role_s3(endpoint_url: str | None, creds: RoleCredentials) -> S3:
+    return S3(make_client(endpoint_url, credentials=creds))
+
+
 class SiteAccess:
     def __init__(self, fleet: S3, sts: STSClient, clock: Clock, endpoint_url: str | None = None,
-                 client_factory: Callable[..., Any] = make_client) -> None:
+                 s3_factory: Callable[[str | None, RoleCredentials], S3] = _role_s3) -> None:
         self.fleet = fleet
         self.sts = sts
         self.clock = clock
         self.endpoint_url = endpoint_url
-        self.client_factory = client_factory
+        self.s3_factory = s3_factory
         self._cache: dict[tuple[str, str], _Cached] = {}
         self._lock = threading.Lock()
 
@@ -54,31 +56,11 @@ class SiteAccess:
             cached = self._cache.get(key)
             if cached and cached.expires_at_s - self.clock.now_s() > REFRESH_BEFORE_EXPIRY_S:
                 return cached.s3
-            cached = self._assume(site)
+            creds = assume_role(self.sts, site.role_arn, site.external_id,
+                                f"bucketbridge-{site.site_id}", SESSION_DURATION_S)
+            logger.info("site=%s assumed role %s for %d s", site.site_id, site.role_arn,
+                        int(creds.expires_at_s - self.clock.now_s()))
+            cached = _Cached(s3=self.s3_factory(self.endpoint_url, creds),
+                             expires_at_s=creds.expires_at_s)
             self._cache[key] = cached
             return cached.s3
-
-    def _assume(self, site: SiteConfig) -> _Cached:
-        assert site.role_arn is not None and site.external_id is not None
-        try:
-            r = self.sts.assume_role(RoleArn=site.role_arn, ExternalId=site.external_id,
-                                     RoleSessionName=f"bucketbridge-{site.site_id}",
-                                     DurationSeconds=SESSION_DURATION_S)
-        except botocore.exceptions.ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-            if status >= 500 or code in {"Throttling", "ServiceUnavailable"}:
-                raise StorageUnavailable(f"STS unavailable for site {site.site_id}: {code}") \
-                    from None
-            raise AccessDenied(f"cannot assume role {site.role_arn} for site {site.site_id}: "
-                               f"{code}") from None
-        except (botocore.exceptions.EndpointConnectionError,
-                botocore.exceptions.ConnectionClosedError) as exc:
-            raise StorageUnavailable(f"STS unreachable: {exc}") from None
-        creds = r["Credentials"]
-        logger.info("site=%s assumed role %s until %s", site.site_id, site.role_arn,
-                    creds["Expiration"])
-        client = self.client_factory(self.endpoint_url, credentials={
-            "AccessKeyId": creds["AccessKeyId"], "SecretAccessKey": creds["SecretAccessKey"],
-            "SessionToken": creds["SessionToken"]})
-        return _Cached(s3=S3(client), expires_at_s=creds["Expiration"].timestamp())

@@ -44,7 +44,7 @@ class Marker:
         return replace(self, checked_through=max(self.checked_through, meta.number),
                        first_revision=self.first_revision or meta.file_first_revision,
                        last_revision=meta.number, byte_end=meta.byte_end,
-                       line_end=meta.line_end, done=meta.file_done, updated_at=updated_at)
+                       line_end=meta.line_end, done=meta.ends_file, updated_at=updated_at)
 
     def to_json(self) -> bytes:
         return orjson.dumps(asdict(self))

@@ -28,6 +28,8 @@ from shared.errors import (
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+    from shared.store.sts import RoleCredentials
+
 logger = logging.getLogger(__name__)
 
 SINGLE_COPY_LIMIT_BYTES = 5 * 1024**3
@@ -121,7 +123,7 @@ class ObjectStream:
 def make_client(
     endpoint_url: str | None = None,
     *,
-    credentials: Mapping[str, str] | None = None,
+    credentials: RoleCredentials | None = None,
     region_name: str | None = None,
     max_pool_connections: int = 32,
 ) -> S3Client:
@@ -137,9 +139,9 @@ def make_client(
         s3={"addressing_style": "path"} if endpoint_url else None,
     )
     session = boto3.session.Session(
-        aws_access_key_id=(credentials or {}).get("AccessKeyId"),
-        aws_secret_access_key=(credentials or {}).get("SecretAccessKey"),
-        aws_session_token=(credentials or {}).get("SessionToken"),
+        aws_access_key_id=credentials.access_key_id if credentials else None,
+        aws_secret_access_key=credentials.secret_access_key if credentials else None,
+        aws_session_token=credentials.session_token if credentials else None,
         region_name=region_name,
     )
     client: S3Client = session.client("s3", endpoint_url=endpoint_url, config=config)

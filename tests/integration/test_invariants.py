@@ -35,18 +35,19 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from shared.fleet.leases import lease_name
 from shared.fleet.messages import scan_message
-from shared.fleet.publisher import publishing_broker
+from shared.fleet.publisher import Publisher
 from shared.formats.importkeys import COMPLETED_PREFIX, FAILED_PREFIX
-from shared.imports.filerun import Limits
 from shared.metrics import JOB as JOB_LABEL
 from shared.services import Services
 from shared.store.rejectreports import rejects_key
 from shared.store.revisions import (
     EventStore,
+    FileEnd,
     RevisionExists,
     RevisionMeta,
     revision_key,
 )
+from shared.store.revisionwriter import Limits
 from shared.store.s3 import S3
 from shared.store.sites import SiteConfig
 from tests.conftest import REPO, Env, free_port, run_cli
@@ -143,7 +144,7 @@ class Revision:
 def read_revisions(s3: S3, bucket: str, site: str = SITE) -> list[Revision]:
     store = EventStore(s3, bucket)
     out = []
-    for info in store.numbers(site):
+    for info in store.objects(site):
         head = s3.head(bucket, info.key)
         assert head is not None, f"{info.key} listed but gone"
         out.append(Revision(RevisionMeta.from_metadata(head.metadata),
@@ -234,7 +235,7 @@ def range_problems(revisions: list[Revision], sources: list[Source]) -> list[str
                                 f"({first})")
             record, byte = meta.record_end + 1, meta.byte_end
         last = revs[-1]
-        done = [m.number for m in revs if m.file_done]
+        done = [m.number for m in revs if m.ends_file]
         if done != [last.number] or last.record_end != src.rows or \
                 last.byte_end != len(src.text):
             problems.append(f"last revision {last.number} of {src.key} covers records ..."
@@ -464,7 +465,7 @@ def test_sigkill_mid_file_then_scanning_again_imports_every_row_exactly_once_in_
         at_kill = latest_meta(s3, bucket)
         # (the kill landed in the middle of the first file: neither finished nor moved)
         assert at_kill is not None and at_kill.source_key == "accounts-1.csv"
-        assert not at_kill.file_done and "accounts-1.csv" in import_keys(s3, site)
+        assert not at_kill.ends_file and "accounts-1.csv" in import_keys(s3, site)
         kills.append(at_kill.number)
         expire_dead_holders_lease(redis_client)
     assert kills[0] < kills[1], "the second worker resumed and committed more"
@@ -489,7 +490,7 @@ SCAN_WITHOUT_LEASE = """
 import sys, time
 
 from shared.imports.scan import Importer
-from shared.imports.filerun import Limits
+from shared.store.revisionwriter import Limits
 from shared.store.revisions import RevisionExists
 from shared.services import Services
 from shared.settings import Settings
@@ -497,7 +498,7 @@ from shared.settings import Settings
 start_at, max_events, stop_after = float(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 svc = Services.build(Settings.from_env())
 site = svc.sites.get("acme")
-importer = Importer(svc.store, svc.tail_cache, svc.clock, svc.metrics,
+importer = Importer(svc.store, svc.reports, svc.tail_cache, svc.clock, svc.metrics,
                     Limits(max_events_per_revision=max_events))
 stop = lambda: bool(stop_after) and svc.store.latest_number("acme") >= stop_after
 time.sleep(max(0.0, start_at - time.time()))
@@ -512,7 +513,9 @@ except RevisionExists:
 ZOMBIE_COMMIT = """
 import sys, time
 
-from shared.imports.filerun import FileImport, FilePosition, Limits
+from shared.imports.cursor import CSV_SOURCE
+from shared.imports.filerun import FileImport, FilePosition
+from shared.store.revisionwriter import Limits, RevisionWriter
 from shared.store.revisions import RevisionExists
 from shared.services import Services
 from shared.settings import Settings
@@ -522,7 +525,8 @@ svc = Services.build(Settings.from_env())
 site = svc.sites.get("acme")
 s3 = svc.access.for_site(site)
 etag = s3.head(site.import_bucket, key).etag
-run = FileImport(s3, site.import_bucket, svc.store, "acme", svc.clock, svc.metrics,
+writer = RevisionWriter(svc.store, svc.reports, "acme", CSV_SOURCE, svc.clock, svc.metrics)
+run = FileImport(s3, site.import_bucket, writer, svc.metrics,
                  Limits(max_events_per_revision=max_events))
 try:
     run.run(FilePosition(key=key, etag=etag, gzipped=False), 0, time.monotonic() + 60,
@@ -541,7 +545,7 @@ def test_a_revision_number_can_be_written_only_once(s3: S3, services: Services) 
                         written_at="2024-01-01T00:00:00Z", source="csv",
                         source_key="accounts.csv", source_etag='"a"', record_start=1,
                         record_end=1, byte_start=10, byte_end=20, line_end=2, rejected=0,
-                        file_done=True, file_first_revision=1)
+                        file_end=FileEnd.DONE, file_first_revision=1)
     store.write(SITE, meta, b'{"_p":"first"}\n')
     # When a second writer creates revision 1 again, with other rows
     other = replace(meta, source_key="accounts-other.csv", events=2)
@@ -551,7 +555,7 @@ def test_a_revision_number_can_be_written_only_once(s3: S3, services: Services) 
     head = store.head(SITE, 1)
     assert head is not None and head[0] == meta
     assert s3.read_bytes(store.bucket, revision_key(SITE, 1)) == b'{"_p":"first"}\n'
-    assert [info.key for info in store.numbers(SITE)] == [revision_key(SITE, 1)]
+    assert [info.key for info in store.objects(SITE)] == [revision_key(SITE, 1)]
 
 
 @pytest.mark.timeout(90)
@@ -623,7 +627,7 @@ def test_a_worker_frozen_past_its_lease_cannot_commit_over_its_successor(
     # When the worker freezes mid-batch (SIGSTOP) and its lease vanishes (Redis is flushed)
     zombie.signal_group(signal.SIGSTOP)
     frozen_at = latest_meta(s3, bucket)
-    assert frozen_at is not None and not frozen_at.file_done
+    assert frozen_at is not None and not frozen_at.ends_file
     redis_client.flushdb()
     # And another process takes over and imports everything
     scan_until_imported(env, s3, site, sources)
@@ -658,9 +662,9 @@ def test_worker_processes_given_many_scans_of_one_site_import_one_at_a_time(
     wait_until(lambda: fleet.log().count("Worker process is ready for action.") == 3, 60,
                "three worker processes", alive=fleet)
     # When six scan messages for the site arrive at once
-    broker = publishing_broker(services)
+    broker = Publisher.for_redis(services.redis)
     for _ in range(6):
-        broker.enqueue(scan_message(SITE))
+        broker.publish(scan_message(SITE))
 
     def handled() -> dict[tuple[str, frozenset[tuple[str, str]]], float] | None:
         samples = scrape(fleet)
@@ -721,7 +725,7 @@ class DyingS3(S3):
 settings = Settings.from_env()
 svc = Services.build(settings, s3=DyingS3(make_client(settings.s3_endpoint_url)))
 site = svc.sites.get("acme")
-Importer(svc.store, svc.tail_cache, svc.clock, svc.metrics).scan(
+Importer(svc.store, svc.reports, svc.tail_cache, svc.clock, svc.metrics).scan(
     site, svc.access.for_site(site), settings.import_budget_s)
 """
 
@@ -743,7 +747,7 @@ def test_a_file_finished_but_not_moved_is_moved_without_importing_it_again(
     assert died.returncode == -signal.SIGKILL, died.stderr
     before = read_revisions(s3, bucket)
     assert [r.meta.source_key for r in before] == ["accounts-1.csv"] * 2
-    assert before[-1].meta.file_done
+    assert before[-1].meta.ends_file
     copied = [k for k in import_keys(s3, site) if k.startswith(COMPLETED_PREFIX)
               and k.endswith("/accounts-1.csv")]
     assert len(copied) == (1 if dies_at == "delete" else 0)
@@ -795,9 +799,12 @@ def test_the_next_file_of_the_same_name_after_a_revision_boundary_file_is_import
     assert [k for k in import_keys(s3, site) if k.startswith(FAILED_PREFIX)] == []
     assert pending(s3, site, [second]) == []
     revisions = read_revisions(s3, env.settings.store_bucket)
-    assert [r.meta.number for r in revisions] == [1, 2]
-    assert stored_lines(revisions[:1]) == list(first.expected_lines())
-    assert stored_lines(revisions[1:]) == list(second.expected_lines())
+    # (the first file's last revision holds no events: it says the file ended right after
+    # a full revision)
+    assert [r.meta.number for r in revisions] == [1, 2, 3]
+    assert (revisions[1].meta.events, revisions[1].meta.file_end) == (0, FileEnd.DONE)
+    assert stored_lines(revisions[:2]) == list(first.expected_lines())
+    assert stored_lines(revisions[2:]) == list(second.expected_lines())
 
 
 # -- 5. Redis is disposable ----------------------------------------------------------------------
@@ -820,7 +827,7 @@ def test_flushing_redis_mid_run_neither_loses_nor_duplicates_rows(
     redis_client.flushdb()
     at_flush = latest_meta(s3, bucket)
     assert at_flush is not None and at_flush.source_key == "accounts-1.csv"
-    assert not at_flush.file_done
+    assert not at_flush.ends_file
     # And the site is scanned again at once (enqueue + drain) while that worker, unaware that
     # its lease is gone, goes on
     scan_until_imported(env, s3, site, sources)
@@ -859,7 +866,7 @@ def test_sigterm_mid_file_commits_and_exits_promptly_and_the_next_scan_finishes(
     assert took_s < 20, f"took {took_s:.1f}s to stop"
     # And what it converted was committed: the scan reported a budget stop at the next record
     last = latest_meta(s3, bucket)
-    assert last is not None and last.source_key == "accounts-1.csv.gz" and not last.file_done
+    assert last is not None and last.source_key == "accounts-1.csv.gz" and not last.ends_file
     status = services.statuses.read(SITE, "scan")
     assert status.outcome == "budget"
     assert status.details is not None

@@ -14,7 +14,6 @@ import copy
 import inspect
 import json
 import re
-from types import SimpleNamespace
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -25,8 +24,7 @@ import redis
 import yaml
 
 from shared.fleet.messages import export_message, scan_message
-from shared.fleet.publisher import publishing_broker
-from shared.services import Services
+from shared.fleet.publisher import Publisher
 from shared.settings import Settings
 from tests.conftest import REPO
 from tests.k8s.kustomize_render import (
@@ -533,9 +531,9 @@ def test_the_hpa_keda_derives_is_valid(variant: list[Obj]) -> None:
 @pytest.fixture
 def published(redis_client: redis.Redis) -> redis.Redis:
     """One scan and one export message, published the way the scheduler and `enqueue` do."""
-    broker = publishing_broker(cast(Services, SimpleNamespace(redis=redis_client)))
-    broker.enqueue(scan_message("acme"))
-    broker.enqueue(export_message("acme"))
+    broker = Publisher.for_redis(redis_client)
+    broker.publish(scan_message("acme"))
+    broker.publish(export_message("acme"))
     return redis_client
 
 

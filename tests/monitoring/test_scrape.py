@@ -27,7 +27,7 @@ from dramatiq.brokers.redis import RedisBroker
 
 from shared.fleet.leases import Lease
 from shared.fleet.messages import IMPORT_QUEUE, SCAN_ACTOR, export_message, scan_message
-from shared.fleet.publisher import publishing_broker
+from shared.fleet.publisher import Publisher
 from shared.services import Services
 from shared.store.revisions import revisions_prefix
 from shared.store.s3 import S3
@@ -151,11 +151,11 @@ def test_a_real_fleet_feeds_every_panel_and_alert(
     # And trouble: slow's scan holds one worker process at its budget while the other takes
     # a scan of acme whose lease is held, a scan of an unknown site, a malformed message, a
     # scan of keyed (retried fast, then dead-lettered) and an export of slow
-    broker = publishing_broker(services)
+    broker = Publisher.for_redis(services.redis)
     lease = Lease(redis_client, "import", "acme")
     assert lease.acquire()
     try:
-        broker.enqueue(scan_message("slow"))
+        broker.publish(scan_message("slow"))
         until(lambda: worker().total("bucketbridge_messages_inprogress", actor_name="scan") == 1,
               "slow's scan to start")
         _enqueue_trouble(broker)
@@ -228,13 +228,13 @@ def _answers(port: int) -> bool:
 
 
 def _enqueue_trouble(broker: RedisBroker) -> None:
-    broker.enqueue(scan_message("acme"))  # its lease is held: busy
-    broker.enqueue(scan_message("ghost"))  # no such site
-    broker.enqueue(dramatiq.Message(queue_name=IMPORT_QUEUE, actor_name=SCAN_ACTOR, args=(),
+    broker.publish(scan_message("acme"))  # its lease is held: busy
+    broker.publish(scan_message("ghost"))  # no such site
+    broker.publish(dramatiq.Message(queue_name=IMPORT_QUEUE, actor_name=SCAN_ACTOR, args=(),
                                     kwargs={}, options={}))  # no site id: dead at once
     keyed = scan_message("keyed")
-    broker.enqueue(keyed.copy(options={"min_backoff": 10, "max_backoff": 100}))
-    broker.enqueue(export_message("slow"))  # its export bucket is gone
+    broker.publish(keyed.copy(options={"min_backoff": 10, "max_backoff": 100}))
+    broker.publish(export_message("slow"))  # its export bucket is gone
 
 
 def _assert_import_and_export(w: Scrape, s3: S3, store: str, acme_revisions: list[int],

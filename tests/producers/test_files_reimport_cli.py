@@ -31,7 +31,7 @@ def bb(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def stored_lines(services: Services, site: str = "acme") -> list[bytes]:
-    return [raw for info in services.store.numbers(site)
+    return [raw for info in services.store.objects(site)
             for raw in services.store.s3.read_bytes(services.store.bucket, info.key).splitlines()]
 
 
@@ -126,7 +126,7 @@ def test_a_killed_reimport_is_finished_by_a_rerun_exactly_once(
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
-    written = list(services.store.numbers("acme"))
+    written = list(services.store.objects("acme"))
     assert 1 <= len(written) < 4, "the process finished before it was killed"
     # Then its lease outlives it, so a rerun right away is refused
     busy = bb(env, "reimport", "acme", str(big_file))
@@ -138,7 +138,7 @@ def test_a_killed_reimport_is_finished_by_a_rerun_exactly_once(
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"reimported {BIG_LINES - len(written) * 100_000} lines ")
     _assert_every_line_once(services)
-    assert [i.key for i in services.store.numbers("acme")] == [
+    assert [i.key for i in services.store.objects("acme")] == [
         revision_key("acme", n) for n in range(1, 5)]
 
 

@@ -12,12 +12,14 @@ import pytest
 
 from shared.clock import FrozenClock
 from shared.errors import StorageUnavailable
-from shared.exports.exporter import COPY_WINDOW, Destination, Exporter
-from shared.formats.exportfiles import INDEX_HEADER, STATUS_HEADER, lookback_start, resolve_cutoff
+from shared.exports.cutoff import lookback_start, resolve_cutoff
+from shared.exports.destination import Destination
+from shared.exports.exporter import COPY_WINDOW, ExportBlocked, Exporter, ExportResult
+from shared.formats.exportfiles import INDEX_HEADER, STATUS_HEADER
 from shared.formats.times import iso_utc, parse_iso_utc
 from shared.services import Services
 from shared.store.ledger import ExportLedger
-from shared.store.revisions import EventStore, RevisionMeta, revision_key
+from shared.store.revisions import EventStore, FileEnd, RevisionMeta, revision_key
 from shared.store.s3 import S3
 from shared.store.sites import SiteConfig
 
@@ -35,7 +37,7 @@ def write_revision(store: EventStore, site: str, number: int, written_at_s: floa
                         max_t=max(times, default=None), written_at=iso_utc(written_at_s),
                         source="csv", source_key="accounts.csv", source_etag='"x"',
                         record_start=1, record_end=len(times), byte_start=0, byte_end=1,
-                        line_end=1, rejected=0, file_done=True, file_first_revision=number)
+                        line_end=1, rejected=0, file_end=FileEnd.DONE, file_first_revision=number)
     store.write(site, meta, body)
     return body
 
@@ -64,6 +66,13 @@ class Fixture:
         return self.exporter.cycle(self.site, dest or self.dest, 60,
                                    resolve_cutoff(cutoff, NOW_S),
                                    lookback_start(NOW_S, lookback_days), **kw)  # type: ignore[arg-type]
+
+    def blocked_cycle(self) -> tuple[ExportResult, str]:
+        """A cycle that must stop before a revision it cannot export: what it exported first,
+        and why it stopped."""
+        with pytest.raises(ExportBlocked) as blocked:
+            self.cycle()
+        return blocked.value.result, str(blocked.value)
 
     def object_keys(self) -> list[str]:
         return sorted(i.key for i in self.s3.list(self.site.export_bucket or ""))
@@ -181,10 +190,10 @@ def test_missing_revision_stops_the_cycle_before_it(fx: Fixture) -> None:
     # Given revision 2 is missing from the store
     fx.s3.delete(fx.services.settings.store_bucket, revision_key("acme", 2))
     # When the cycle runs
-    result = fx.cycle()
+    result, error = fx.blocked_cycle()
     # Then it exports 1 and stops before 2 with an error naming it; 3 is not exported
-    assert result.outcome == "blocked" and result.exported == [1]
-    assert "revision 2" in (result.error or "")
+    assert result.exported == [1]
+    assert "revision 2" in error
     assert fx.object_keys() == ["index.csv", "revisions/1.json", "status.csv"]
 
 
@@ -192,9 +201,9 @@ def test_unreadable_revision_stops_the_cycle_with_its_name(fx: Fixture) -> None:
     fx.revision(1, 2, [1700000000])
     # Given revision 2 exists but has no bucketbridge metadata
     fx.s3.put(fx.services.settings.store_bucket, revision_key("acme", 2), b"garbage\n")
-    result = fx.cycle()
-    assert result.outcome == "blocked" and result.exported == [1]
-    assert "revision 2" in (result.error or "") and "unreadable" in (result.error or "")
+    result, error = fx.blocked_cycle()
+    assert result.exported == [1]
+    assert "revision 2" in error and "unreadable" in error
 
 
 class _CrashAfter:
@@ -251,9 +260,9 @@ def test_a_gap_stops_the_cycle_before_it_even_within_one_step(fx: Fixture) -> No
     for n in range(1, 11):
         fx.revision(n, 2, [1700000000 + n])
     fx.s3.delete(fx.services.settings.store_bucket, revision_key("acme", 4))
-    result = fx.cycle()
+    result, _error = fx.blocked_cycle()
     # Then nothing after the gap reaches the customer's bucket
-    assert result.outcome == "blocked" and result.exported == [1, 2, 3]
+    assert result.exported == [1, 2, 3]
     assert fx.object_keys() == ["index.csv", "revisions/1.json", "revisions/2.json",
                                 "revisions/3.json", "status.csv"]
 

@@ -19,9 +19,9 @@ from shared.formats.importkeys import (
     is_gzip_key,
     row_report_key,
 )
-from shared.imports.filerun import Limits
 from shared.imports.scan import Importer, matching_files
 from shared.services import Services
+from shared.store.revisionwriter import Limits
 from shared.store.s3 import S3
 from shared.store.sites import SiteConfig
 
@@ -219,7 +219,8 @@ def test_scan_imports_files_in_utf8_byte_order(
         if gzipped:
             body = gzip.compress(body)
         s3.put(site.import_bucket, key, body)
-    importer = Importer(services.store, services.tail_cache, FrozenClock(), services.metrics,
+    importer = Importer(services.store, services.reports, services.tail_cache,
+                        FrozenClock(), services.metrics,
                         Limits())
     # When the site is scanned
     result = importer.scan(site, s3, budget_s=30)
@@ -227,7 +228,7 @@ def test_scan_imports_files_in_utf8_byte_order(
     assert result.outcome == "done"
     assert result.files_completed == BYTE_ORDER
     identities = []
-    for info in services.store.numbers("acme"):
+    for info in services.store.objects("acme"):
         lines = s3.read_bytes(services.settings.store_bucket, info.key).splitlines()
         identities.extend(orjson.loads(line)["_p"] for line in lines)
     assert identities == BYTE_ORDER

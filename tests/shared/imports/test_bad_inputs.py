@@ -25,15 +25,16 @@ import redis
 
 from shared.clock import FrozenClock, SystemClock
 from shared.errors import AccessDenied, BucketMissing
-from shared.imports.filerun import Limits
 from shared.imports.scan import Importer, ScanResult
 from shared.metrics import Metrics
 from shared.services import Services
 from shared.settings import Settings
-from shared.store.revisions import RevisionMeta
+from shared.store.revisions import FileEnd, RevisionMeta
+from shared.store.revisionwriter import Limits
 from shared.store.s3 import S3, make_client
 from shared.store.sites import SiteConfig
-from workers.scan_job import ScanJob
+from shared.store.sts import RoleCredentials
+from workers.jobs.scan import ScanJob
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -61,7 +62,8 @@ def good_file(*numbers: int, prefix: str = "u") -> bytes:
 
 def importer(services: Services, clock: FrozenClock | None = None,
              max_events_per_revision: int = 100_000) -> Importer:
-    return Importer(services.store, services.tail_cache, clock or FrozenClock(NOW_S),
+    return Importer(services.store, services.reports, services.tail_cache,
+                    clock or FrozenClock(NOW_S),
                     services.metrics, Limits(max_events_per_revision=max_events_per_revision))
 
 
@@ -79,7 +81,7 @@ def stop_after_first_checkpoint() -> Callable[[], bool]:
 def imported(s3: S3, services: Services) -> list[dict[str, object]]:
     """Every line of every revision of site acme, in revision order."""
     out: list[dict[str, object]] = []
-    for info in services.store.numbers("acme"):
+    for info in services.store.objects("acme"):
         out.extend(orjson.loads(x) for x in
                    s3.read_bytes(services.settings.store_bucket, info.key).splitlines())
     return out
@@ -87,7 +89,7 @@ def imported(s3: S3, services: Services) -> list[dict[str, object]]:
 
 def revision_sources(s3: S3, services: Services) -> list[tuple[str, int, int]]:
     out = []
-    for info in services.store.numbers("acme"):
+    for info in services.store.objects("acme"):
         head = s3.head(services.settings.store_bucket, info.key)
         assert head is not None
         meta = RevisionMeta.from_metadata(head.metadata)
@@ -246,14 +248,18 @@ def test_bad_rows_of_a_file_imported_over_two_scans_are_reported_once(
                     ["5", "6", "missing Timestamp", "u5,,E5"]]
 
 
-def test_file_of_only_bad_rows_completes_with_a_report_and_no_revision(
+def test_file_of_only_bad_rows_completes_with_a_report_and_a_revision_without_events(
         s3: S3, services: Services, site: SiteConfig) -> None:
     bucket = site.import_bucket
     s3.put(bucket, "accounts.csv", HEADER + b",1,E\nu2,x,E\n")
     result = scan(services, s3, site)
     assert result.files_completed == ["accounts.csv"]
-    assert result.revisions == 0
+    # The bad rows are committed as a revision of no events that ends the file
+    assert result.revisions == 1
     assert imported(s3, services) == []
+    head = services.store.head("acme", 1)
+    assert head is not None
+    assert (head[0].events, head[0].rejected, head[0].file_end) == (0, 2, FileEnd.DONE)
     assert report_rows(s3, bucket, f"completed_imports/{DAY}/accounts.csv.errors.csv") == [
         ["Record", "Line", "Reason", "Content"],
         ["1", "2", "missing Identity", ",1,E"],
@@ -423,8 +429,10 @@ def test_gzip_truncated_after_committed_revisions_fails_and_keeps_them(
     committed = sources[-2][2]
     revisions_of_file = committed // per_revision
     assert committed > 0 and committed % per_revision == 0
+    # (the last revision of the file holds no events: it records that the file failed)
     assert sources == [("accounts-1.csv.gz", n * per_revision + 1, (n + 1) * per_revision)
-                       for n in range(revisions_of_file)] + [("accounts-2.csv", 1, 1)]
+                       for n in range(revisions_of_file)] + [
+        ("accounts-1.csv.gz", committed + 1, committed), ("accounts-2.csv", 1, 1)]
     assert imported(s3, services) == [line(n) for n in range(1, committed + 1)] + \
         [line(1, prefix="v")]
     # And the report says how far the import got
@@ -473,7 +481,12 @@ def test_file_changed_mid_import_fails_once_and_a_new_upload_imports_from_row_1(
     # And the earlier revision stays, and the later file is imported after it
     assert second.files_completed == ["accounts-2.csv"]
     assert imported(s3, services) == [line(1), line(2), line(1, prefix="v")]
-    assert revision_sources(s3, services) == [("accounts-1.csv", 1, 2), ("accounts-2.csv", 1, 1)]
+    # (between them, a revision without events records that accounts-1.csv failed)
+    assert revision_sources(s3, services) == [("accounts-1.csv", 1, 2), ("accounts-1.csv", 3, 2),
+                                              ("accounts-2.csv", 1, 1)]
+    end = services.store.head("acme", 2)
+    assert end is not None and (end[0].file_end, end[0].events) == (FileEnd.FAILED, 0)
+    assert end[0].end_reason == CHANGED_REASON
     # When scanned once more, nothing fails again
     third = scan(services, s3, site)
     assert (third.files_failed, third.files_completed, third.revisions) == ([], [], 0)
@@ -484,7 +497,7 @@ def test_file_changed_mid_import_fails_once_and_a_new_upload_imports_from_row_1(
     assert (fourth.files_failed, fourth.files_completed) == ([], ["accounts-1.csv"])
     assert imported(s3, services)[3:] == [line(1, prefix="w"), line(2, prefix="w"),
                                           line(3, prefix="w")]
-    assert revision_sources(s3, services)[2:] == [("accounts-1.csv", 1, 3)]
+    assert revision_sources(s3, services)[3:] == [("accounts-1.csv", 1, 3)]
     assert keys(s3, bucket) == [f"completed_imports/{DAY}/accounts-1.csv",
                                 f"completed_imports/{DAY}/accounts-2.csv",
                                 failed, f"{failed}.error.txt"]
@@ -509,7 +522,8 @@ def test_changed_file_with_nothing_after_it_then_a_new_upload(
     assert (fourth.files_failed, fourth.files_completed) == ([], ["accounts-1.csv"])
     assert imported(s3, services) == [line(1), line(2), line(1, prefix="w"),
                                       line(2, prefix="w")]
-    assert revision_sources(s3, services) == [("accounts-1.csv", 1, 2), ("accounts-1.csv", 1, 2)]
+    assert revision_sources(s3, services) == [("accounts-1.csv", 1, 2), ("accounts-1.csv", 3, 2),
+                                              ("accounts-1.csv", 1, 2)]
 
 
 DELETED_REASON = ("file was deleted before its import finished (records 1..2 were imported, "
@@ -650,8 +664,9 @@ def denied_services(s3_endpoint: str, settings: Settings, redis_client: redis.Re
     iam.create_user(UserName=user)
     iam.put_user_policy(UserName=user, PolicyName="s3", PolicyDocument=s3_policy(import_bucket))
     key = iam.create_access_key(UserName=user)["AccessKey"]
-    fleet = S3(make_client(s3_endpoint, credentials={"AccessKeyId": key["AccessKeyId"],
-                                                     "SecretAccessKey": key["SecretAccessKey"]}))
+    fleet = S3(make_client(s3_endpoint, credentials=RoleCredentials(
+        access_key_id=key["AccessKeyId"], secret_access_key=key["SecretAccessKey"],
+        session_token="", expires_at_s=0)))
 
     def deny(denied: bool) -> None:
         iam.put_user_policy(UserName=user, PolicyName="s3",
@@ -684,7 +699,7 @@ def test_denied_bucket_raises_access_denied_and_scan_job_records_it(
     status = fleet_services.statuses.read("acme", "scan")
     assert status.outcome == "error"
     assert status.last_error == str(raised.value)
-    assert list(fleet_services.store.numbers("acme")) == []
+    assert list(fleet_services.store.objects("acme")) == []
     # When access is granted, the next run imports the file
     moto_auth(False)
     deny(False)

@@ -12,11 +12,10 @@ from typing import Any
 import orjson
 import pytest
 
-from shared.errors import PermanentError
+from shared.errors import UserError
 from shared.filetools.sources import Input, resolve_input
 from shared.fleet.leases import Lease
 from shared.formats.exportlines import MalformedInput, Problem, Problems
-from shared.imports.filerun import Limits
 from shared.imports.reimport import (
     CheckedFile,
     ReimportConflict,
@@ -26,8 +25,8 @@ from shared.imports.reimport import (
 )
 from shared.imports.scan import Importer
 from shared.services import Services
-from shared.store.reimportmarkers import MarkerStore
-from shared.store.revisions import EventStore, RevisionMeta
+from shared.store.revisions import EventStore, FileEnd, RevisionMeta
+from shared.store.revisionwriter import Limits
 from shared.store.s3 import S3
 from shared.store.sites import SiteConfig
 from tests.shared.filetools.exportset import JAN_31_S, ndjson
@@ -49,7 +48,7 @@ def events(count: int, tag: str = "r") -> list[dict[str, Any]]:
 def stored(services: Services) -> list[tuple[RevisionMeta, list[dict[str, Any]]]]:
     """Every revision of the site, in order: its metadata and its lines."""
     out = []
-    for info in services.store.numbers(SITE):
+    for info in services.store.objects(SITE):
         number = int(info.key.rpartition("/")[2].removesuffix(".json"))
         head = services.store.head(SITE, number)
         assert head is not None
@@ -68,13 +67,13 @@ def make_file(tmp_path: Path, lines: list[dict[str, Any]], name: str = "export.j
     content = ndjson(lines) + extra
     (tmp_path / name).write_bytes(content)
     inp = resolve_input(str(tmp_path / name), no_s3)
-    return inp, check_file(inp, Problems()), content
+    return inp, check_file(inp.only_file(), Problems()), content
 
 
 def reimporter(services: Services, store: EventStore | None = None,
                per_revision: int = 10) -> Reimporter:
-    return Reimporter(store or services.store, services.redis, services.tail_cache,
-                      services.clock, metrics=services.metrics,
+    return Reimporter(store or services.store, services.reports, services.markers,
+                      services.redis, services.tail_cache, services.clock, services.metrics,
                       limits=Limits(max_events_per_revision=per_revision))
 
 
@@ -83,7 +82,7 @@ def csv_revision(services: Services, number: int) -> None:
     services.store.write(SITE, RevisionMeta(
         number=number, events=1, min_t=1, max_t=1, written_at="2024-01-01T00:00:00Z",
         source="csv", source_key="accounts.csv", source_etag='"e"', record_start=1,
-        record_end=1, byte_start=0, byte_end=10, line_end=2, rejected=0, file_done=True,
+        record_end=1, byte_start=0, byte_end=10, line_end=2, rejected=0, file_end=FileEnd.DONE,
         file_first_revision=number), b'{"_p":"csv","_t":1}\n')
 
 
@@ -94,7 +93,7 @@ def test_reimport_keeps_t_and_records_what_each_revision_covers(
     lines = [*events(24)[:12], {"_p": "r0", "_p2": "r0@example.com"}, *events(24)[12:]]
     inp, checked, content = make_file(tmp_path, lines)
     # When it is reimported, 10 lines per revision
-    result = reimporter(services).run(SITE, inp, checked)
+    result = reimporter(services).run(SITE, inp.only_file(), checked)
     # Then revisions 2..4 hold the lines exactly, _t kept, in file order
     assert (result.outcome, result.written, result.lines_imported) == ("done", [2, 3, 4], 25)
     revisions = stored(services)
@@ -110,10 +109,10 @@ def test_reimport_keeps_t_and_records_what_each_revision_covers(
         (1, 10, 10, 10), (11, 20, 20, 10), (21, 25, 25, 5)]
     assert [m.byte_start for m in metas] == [0, metas[0].byte_end, metas[1].byte_end]
     assert metas[-1].byte_end == len(content)
-    assert [m.file_done for m in metas] == [False, False, True]
+    assert [m.file_end for m in metas] == [FileEnd.OPEN, FileEnd.OPEN, FileEnd.DONE]
     assert (metas[0].min_t, metas[0].max_t) == (JAN_31_S, JAN_31_S + 7 * 9)
     # And a second run finds nothing to do and writes nothing
-    again = reimporter(services).run(SITE, inp, checked)
+    again = reimporter(services).run(SITE, inp.only_file(), checked)
     assert (again.outcome, again.written, again.first_revision, again.last_revision) == (
         "already", [], 2, 4)
     assert len(stored(services)) == 4
@@ -125,11 +124,11 @@ def test_a_stopped_run_is_continued_by_the_next_exactly_once(
     inp, checked, _ = make_file(tmp_path, lines)
     # Given a run asked to stop once two revisions exist
     first = reimporter(services, per_revision=7).run(
-        SITE, inp, checked, should_stop=lambda: len(stored(services)) >= 2)
+        SITE, inp.only_file(), checked, should_stop=lambda: len(stored(services)) >= 2)
     assert (first.outcome, first.written, first.next_line) == ("stopped", [1, 2], 15)
     assert reimported_lines(services) == lines[:14]
     # When the same file is reimported again
-    second = reimporter(services, per_revision=7).run(SITE, inp, checked)
+    second = reimporter(services, per_revision=7).run(SITE, inp.only_file(), checked)
     # Then it starts at line 15 and every line is in the store exactly once, in order
     assert second.outcome == "done" and second.written == [3, 4, 5, 6, 7, 8]
     assert reimported_lines(services) == lines
@@ -160,12 +159,13 @@ def test_a_crash_between_a_revision_and_its_marker_is_caught_up_from_the_revisio
     inp, checked, _ = make_file(tmp_path, lines)
     # Given a run that died just after writing its third revision, before the marker knew
     with pytest.raises(_Crash):
-        reimporter(services, _DiesAfterWrites(services.store, 3)).run(SITE, inp, checked)
-    marker = MarkerStore(services.store.s3, services.store.bucket).read(SITE, checked.file_id)
+        reimporter(services, _DiesAfterWrites(services.store, 3)).run(
+            SITE, inp.only_file(), checked)
+    marker = services.markers.read(SITE, checked.file_id)
     assert marker is not None and marker.last_revision == 2 and not marker.done
     assert len(stored(services)) == 3
     # When the file is reimported again
-    result = reimporter(services).run(SITE, inp, checked)
+    result = reimporter(services).run(SITE, inp.only_file(), checked)
     # Then it continues after revision 3 (found by looking at it), nothing twice
     assert result.written == [4]
     assert reimported_lines(services) == lines
@@ -176,19 +176,22 @@ def test_csv_imports_between_a_crash_and_the_rerun_are_stepped_over(
     lines = events(30)
     inp, checked, _ = make_file(tmp_path, lines)
     with pytest.raises(_Crash):
-        reimporter(services, _DiesAfterWrites(services.store, 2)).run(SITE, inp, checked)
-    # Given the recurring import wrote revisions 3 and 4 meanwhile
+        reimporter(services, _DiesAfterWrites(services.store, 2)).run(
+            SITE, inp.only_file(), checked)
+    # Given the recurring import wrote revisions 3 to 5 meanwhile (the last, without events,
+    # says its file ended just after a full revision)
     s3.put(site.import_bucket, "accounts.csv", b"Identity,Timestamp,Event\n" + b"".join(
         b"c%d,1706659200,E\n" % i for i in range(4)))
-    Importer(services.store, services.tail_cache, services.clock, services.metrics,
+    Importer(services.store, services.reports, services.tail_cache,
+             services.clock, services.metrics,
              Limits(max_events_per_revision=2)).scan(site, s3, budget_s=60)
-    assert [m.source for m, _ in stored(services)] == ["reimport"] * 2 + ["csv"] * 2
+    assert [m.source for m, _ in stored(services)] == ["reimport"] * 2 + ["csv"] * 3
     # When the reimport runs again
-    result = reimporter(services).run(SITE, inp, checked)
+    result = reimporter(services).run(SITE, inp.only_file(), checked)
     # Then its revisions follow the CSV ones and its lines are there once each
-    assert result.written == [5]
+    assert result.written == [6]
     assert reimported_lines(services) == lines
-    assert [m.number for m, _ in stored(services)] == [1, 2, 3, 4, 5]
+    assert [m.number for m, _ in stored(services)] == [1, 2, 3, 4, 5, 6]
 
 
 def test_a_held_import_lease_keeps_the_reimport_out(
@@ -197,9 +200,9 @@ def test_a_held_import_lease_keeps_the_reimport_out(
     holder = Lease(services.redis, "import", SITE)
     assert holder.acquire()
     with holder, pytest.raises(SiteBusy, match="site acme is busy: an import holds its lease"):
-        reimporter(services).run(SITE, inp, checked)
+        reimporter(services).run(SITE, inp.only_file(), checked)
     assert stored(services) == []
-    assert MarkerStore(services.store.s3, services.store.bucket).read(
+    assert services.markers.read(
         SITE, checked.file_id) is None
 
 
@@ -223,14 +226,14 @@ def test_a_revision_number_taken_by_another_writer_stops_the_run_clearly(
     lines = events(30)
     inp, checked, _ = make_file(tmp_path, lines)
     with pytest.raises(ReimportConflict) as caught:
-        reimporter(services, _RacedStore(services.store, 2)).run(SITE, inp, checked)
+        reimporter(services, _RacedStore(services.store, 2)).run(SITE, inp.only_file(), checked)
     assert str(caught.value) == (
         "revision 2 of site acme was written by another writer during the reimport of "
         "export.json; nothing was overwritten, and running the same command again continues "
         "after line 10")
     assert stored(services)[1][1] == [{"_p": "other", "_t": 1}]
     # And the rerun continues after the other writer's revision
-    result = reimporter(services).run(SITE, inp, checked)
+    result = reimporter(services).run(SITE, inp.only_file(), checked)
     assert result.written == [3, 4]
     assert reimported_lines(services) == lines
 
@@ -241,10 +244,10 @@ def test_gzip_and_plain_copies_of_one_file_are_the_same_file(
     inp, checked, content = make_file(tmp_path, lines)
     (tmp_path / "copy.json.gz").write_bytes(gzip.compress(content))
     gz_inp = resolve_input(str(tmp_path / "copy.json.gz"), no_s3)
-    gz_checked = check_file(gz_inp, Problems())
+    gz_checked = check_file(gz_inp.only_file(), Problems())
     assert gz_checked.file_id == checked.file_id and gz_checked.gzipped
-    reimporter(services).run(SITE, inp, checked)
-    assert reimporter(services).run(SITE, gz_inp, gz_checked).outcome == "already"
+    reimporter(services).run(SITE, inp.only_file(), checked)
+    assert reimporter(services).run(SITE, gz_inp.only_file(), gz_checked).outcome == "already"
     assert reimported_lines(services) == lines
 
 
@@ -253,11 +256,11 @@ def test_a_gzip_file_stopped_midway_resumes_inside_the_compressed_stream(
     lines = events(35)
     (tmp_path / "e.json.gz").write_bytes(gzip.compress(ndjson(lines)))
     inp = resolve_input(str(tmp_path / "e.json.gz"), no_s3)
-    checked = check_file(inp, Problems())
-    first = reimporter(services).run(SITE, inp, checked,
+    checked = check_file(inp.only_file(), Problems())
+    first = reimporter(services).run(SITE, inp.only_file(), checked,
                                      should_stop=lambda: len(stored(services)) >= 1)
     assert first.outcome == "stopped"
-    assert reimporter(services).run(SITE, inp, checked).written == [2, 3, 4]
+    assert reimporter(services).run(SITE, inp.only_file(), checked).written == [2, 3, 4]
     assert reimported_lines(services) == lines
 
 
@@ -274,11 +277,11 @@ def test_bad_lines_are_counted_where_they_were_and_never_stored(
     (tmp_path / "export.json").write_bytes(content)
     inp = resolve_input(str(tmp_path / "export.json"), no_s3)
     found: list[Problem] = []
-    checked = check_file(inp, Problems(report=found.append))
+    checked = check_file(inp.only_file(), Problems(report=found.append))
     assert [(p.line, p.reason.split(":")[0]) for p in found] == [
         (6, "missing _t (only alias lines may have no timestamp)"), (7, "bad JSON"),
         (8, "_t 1706659200000 is out of range (milliseconds?)"), (9, "blank line")]
-    result = reimporter(services).run(SITE, inp, checked)
+    result = reimporter(services).run(SITE, inp.only_file(), checked)
     assert reimported_lines(services) == lines and result.lines_rejected == 4
     assert [(m.record_start, m.record_end, m.rejected) for m, _ in stored(services)] == [
         (1, 14, 4), (15, 16, 0)]
@@ -289,8 +292,8 @@ def test_strict_checking_stops_before_anything_is_written(
     (tmp_path / "export.json").write_bytes(ndjson(events(3)) + BAD)
     inp = resolve_input(str(tmp_path / "export.json"), no_s3)
     with pytest.raises(MalformedInput, match=r"export\.json line 4: missing _t") as caught:
-        check_file(inp, Problems(strict=True))
-    assert isinstance(caught.value, PermanentError)
+        check_file(inp.only_file(), Problems(strict=True))
+    assert isinstance(caught.value, UserError)  # exit status 2: the input is at fault
     assert stored(services) == []
 
 
@@ -300,14 +303,15 @@ def test_the_recurring_import_goes_on_after_a_reimport(
     header = b"Identity,Timestamp,Event\n"
     s3.put(site.import_bucket, "accounts.csv",
            header + b"".join(b"a%d,%d,Signed Up\n" % (i, JAN_31_S + i) for i in range(35)))
-    importer = Importer(services.store, services.tail_cache, services.clock, services.metrics,
+    importer = Importer(services.store, services.reports, services.tail_cache,
+                        services.clock, services.metrics,
                         Limits(max_events_per_revision=10))
     first = importer.scan(site, s3, budget_s=60, should_stop=lambda: len(stored(services)) >= 1)
     assert first.outcome == "budget" and first.next_record == 21
     # And a reimport that wrote revisions above it
     lines = events(15)
     inp, checked, _ = make_file(tmp_path, lines)
-    assert reimporter(services).run(SITE, inp, checked).written == [3, 4]
+    assert reimporter(services).run(SITE, inp.only_file(), checked).written == [3, 4]
     # When the recurring import scans again, with a new file waiting too
     s3.put(site.import_bucket, "accounts2.csv", header + b"b0,1706659300,Paid\n")
     second = importer.scan(site, s3, budget_s=60)

@@ -6,10 +6,10 @@ import orjson
 import pytest
 
 from shared.clock import FrozenClock
-from shared.imports.filerun import Limits
 from shared.imports.scan import Importer
 from shared.services import Services
 from shared.store.revisions import RevisionMeta, revision_key
+from shared.store.revisionwriter import Limits
 from shared.store.s3 import S3
 from shared.store.sites import SiteConfig
 from tests.conftest import gz
@@ -19,14 +19,15 @@ pytestmark = pytest.mark.timeout(60)
 
 def revisions(s3: S3, services: Services, site: str) -> list[list[dict[str, object]]]:
     out = []
-    for info in services.store.numbers(site):
+    for info in services.store.objects(site):
         out.append([orjson.loads(line) for line in
                     s3.read_bytes(services.settings.store_bucket, info.key).splitlines()])
     return out
 
 
 def importer(services: Services, **limits: int) -> Importer:
-    return Importer(services.store, services.tail_cache, services.clock, services.metrics,
+    return Importer(services.store, services.reports, services.tail_cache,
+                    services.clock, services.metrics,
                     Limits(**limits))
 
 
@@ -55,7 +56,7 @@ def test_budget_stops_with_progress_committed_and_next_scan_resumes(
     rows = "".join(f"user{i},{1700000000 + i},E{i}\n" for i in range(10_000))
     s3.put(site.import_bucket, "accounts.csv", ("Identity,Timestamp,Event\n" + rows).encode())
     clock = FrozenClock()
-    imp = Importer(services.store, services.tail_cache, clock, services.metrics,
+    imp = Importer(services.store, services.reports, services.tail_cache, clock, services.metrics,
                    Limits(max_events_per_revision=1000))
     stops = iter([False, False, True])
 
@@ -96,14 +97,14 @@ def test_cursor_is_found_below_other_revisions_and_cached(
 
     services.store.s3.head = counting_head  # type: ignore[method-assign]
     # When the cursor is looked up twice
-    number, cursor = imp.latest("acme")
+    cursor = imp.revisions.cursor("acme")
     walked = len(heads)
     heads.clear()
-    again, cursor_again = imp.latest("acme")
+    cursor_again = imp.revisions.cursor("acme")
     # Then it is the CSV revision, found by walking back once, then from the cache
-    assert number == again == 31
-    assert cursor is not None and cursor[0].number == 1 and cursor[0].source == "csv"
-    assert cursor_again is not None and cursor_again[0].number == 1
+    assert cursor.latest == cursor_again.latest == 31
+    assert cursor.meta is not None and cursor.meta.number == 1 and cursor.meta.source == "csv"
+    assert cursor_again.meta is not None and cursor_again.meta.number == 1
     assert walked >= 31
     assert len(heads) <= 2  # the tail hint and the cached cursor
 

@@ -5,18 +5,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import redis
 from dramatiq.middleware import Middleware
-from redis.exceptions import RedisError
 
 from shared.clock import Clock
+from shared.errors import RedisUnavailable
 from shared.fleet.deadletters import record_failure
+from shared.fleet.redisconn import RedisClient
 
 logger = logging.getLogger(__name__)
 
 
 class DeadLetterNotes(Middleware):
-    def __init__(self, client: redis.Redis, namespace: str, clock: Clock) -> None:
+    def __init__(self, client: RedisClient, namespace: str, clock: Clock) -> None:
         self.client = client
         self.namespace = namespace
         self.clock = clock
@@ -27,6 +27,6 @@ class DeadLetterNotes(Middleware):
                      message.actor_name)
         try:
             record_failure(self.client, self.namespace, message, self.clock.now_s())
-        except RedisError as exc:
+        except RedisUnavailable as exc:
             logger.warning("message=%s could not record why it failed: %s", message.message_id,
                            exc)

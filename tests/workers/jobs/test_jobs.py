@@ -15,8 +15,8 @@ from shared.store.ledger import ExportLedger
 from shared.store.s3 import S3
 from shared.store.sites import SiteConfig
 from tests.shared.exports.test_exporter import write_revision
-from workers.export_job import ExportJob
-from workers.scan_job import ScanJob
+from workers.jobs.export import ExportJob
+from workers.jobs.scan import ScanJob
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -34,7 +34,8 @@ def export_job(services: Services, sent: list[Any]) -> ExportJob:
 
 
 def scan_job(services: Services, sent: list[Any]) -> ScanJob:
-    importer = Importer(services.store, services.tail_cache, services.clock, services.metrics)
+    importer = Importer(services.store, services.reports, services.tail_cache,
+                        services.clock, services.metrics)
     return ScanJob(services, importer, sent.append)
 
 
@@ -119,7 +120,7 @@ def test_scan_of_missing_import_bucket_records_the_error(
 def test_paused_site_is_skipped(services: Services, site: SiteConfig) -> None:
     services.sites.set_paused("acme", True)
     assert scan_job(services, [])("acme") == "paused"
-    assert export_job(services, [])("acme") == "skipped"
+    assert export_job(services, [])("acme") == "paused"
 
 
 def test_unknown_site_is_acked(services: Services) -> None:

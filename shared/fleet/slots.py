@@ -1,0 +1,61 @@
+"""Scheduler slots: each (job, site, slot) is published once, whichever replica gets there.
+
+A slot is claimed in Redis before its message is published and marked published after, so two
+replicas never both publish it, and a replica that dies between claim and publish leaves a
+stale claim that a later tick takes over instead of skipping the slot.  The markers expire a
+little after the slot: flushing Redis at worst publishes a slot's message again, which the
+jobs take as the idempotent no-op it is.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from shared.fleet.redisconn import RedisClient, translated
+
+CLAIM_STALE_S = 60
+DEFAULT_PREFIX = "bucketbridge:slot"
+
+# Take over a claim only if it is still the stale one we read (compare-and-set).
+_TAKE_OVER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  return 1
+end
+return 0
+"""
+
+
+def slot_of(site: str, now_s: float, interval_s: int) -> int:
+    """``floor((now + offset) / interval)`` with a per-site offset that spreads sites over the
+    interval."""
+    offset_s = zlib.crc32(site.encode("utf-8")) % interval_s
+    return int((now_s + offset_s) // interval_s)
+
+
+class SlotClaims:
+    def __init__(self, client: RedisClient, prefix: str = DEFAULT_PREFIX) -> None:
+        self.client = client
+        self.prefix = prefix
+        self._take_over = client.register_script(_TAKE_OVER)
+
+    def key(self, job: str, site: str, slot: int) -> str:
+        return f"{self.prefix}:{job}:{site}:{slot}"
+
+    def claim(self, key: str, now_s: float, ttl_s: int) -> bool:
+        """Whether this caller may publish the slot ``key`` now."""
+        with translated("claiming a scheduler slot"):
+            claim = f"claimed:{now_s:.3f}"
+            if self.client.set(key, claim, nx=True, ex=ttl_s):
+                return True
+            current = self.client.get(key)
+            text = current.decode() if isinstance(current, bytes) else str(current)
+            if not text.startswith("claimed:"):
+                return False
+            if now_s - float(text.split(":", 1)[1]) < CLAIM_STALE_S:
+                return False
+            return bool(self._take_over(keys=[key], args=[text, claim, ttl_s]))
+
+    def published(self, key: str, ttl_s: int) -> None:
+        with translated("marking a scheduler slot published"):
+            self.client.set(key, "published", ex=ttl_s)

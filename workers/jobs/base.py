@@ -1,0 +1,152 @@
+"""What every leased, bounded job shares: the site, its lease, the one place job errors are
+handled, the status record and the duration metric.
+
+A job's ``work`` does the domain work under the lease and returns its outcome.  Errors are
+handled here, by type: a missing or denied bucket is recorded in the site's status (the next
+run tries again), a lost conditional write means another writer got there first, and a
+retryable error is recorded and raised so dramatiq retries the message with backoff; anything
+else is a bug or a broken store and dead-letters the message for an operator.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any
+
+from shared.errors import BucketError, PreconditionFailed, RetryableError, SiteNotFound
+from shared.fleet.leases import DEFAULT_LEASE_TTL_S, Lease
+from shared.formats.times import iso_utc
+from shared.services import Services
+from shared.store.jobstatus import JobStatus
+from shared.store.sites import SiteConfig
+
+logger = logging.getLogger(__name__)
+
+
+class JobOutcome(StrEnum):
+    """How a job's message ended; the ``outcome`` label of ``bucketbridge_job_duration``."""
+
+    DONE = "done"  # nothing left to do
+    BUDGET = "budget"  # stopped at its budget with work left (a continuation is queued)
+    STATUS = "status"  # the export's status.csv was refreshed
+    BLOCKED = "blocked"  # the export stopped before a revision it cannot export
+    BUSY = "busy"  # another worker holds the site's lease: acked without work
+    PAUSED = "paused"  # the site is paused
+    SKIPPED = "skipped"  # nothing of this kind to do for the site (no export bucket)
+    UNKNOWN_SITE = "unknown_site"  # the site was removed since the message was sent
+    BUCKET_ERROR = "bucket_error"  # the customer's bucket is missing or denied
+    LOST_RACE = "lost_race"  # another writer committed first
+    ERROR = "error"  # raised: retried (retryable) or dead-lettered
+
+
+class LeasedJob:
+    """Base of the actors' work.  ``job`` names the metric label and the status record;
+    ``lease_job`` the lease (import and export of one site hold different leases)."""
+
+    job = "job"
+    lease_job = "job"
+
+    def __init__(self, services: Services, shutdown_requested: Callable[[], bool] = lambda: False,
+                 lease_ttl_s: float = DEFAULT_LEASE_TTL_S) -> None:
+        self.services = services
+        self.shutdown_requested = shutdown_requested
+        self.lease_ttl_s = lease_ttl_s
+
+    # -- what a job defines -------------------------------------------------------------------
+
+    def skip(self, site: SiteConfig, **options: Any) -> JobOutcome | None:
+        """Why this message needs no work for ``site``, or ``None`` to go on."""
+        return JobOutcome.PAUSED if site.paused else None
+
+    def work(self, site: SiteConfig, lease: Lease, **options: Any) -> JobOutcome:
+        """The job's work under the site's lease; reports its own outcome."""
+        raise NotImplementedError
+
+    def failed(self, site_id: str, reason: str) -> None:
+        """Count a failure (``reason``: the error's type name)."""
+        self.services.metrics.job_errors.labels(self.job, reason).inc()
+
+    # -- the shared run -----------------------------------------------------------------------
+
+    def run(self, site_id: str, **options: Any) -> JobOutcome:
+        """Load the site, take its lease, work; returns the outcome, observed as a metric."""
+        svc = self.services
+        started = svc.clock.monotonic_s()
+        outcome = JobOutcome.ERROR
+        try:
+            outcome = self._run(site_id, options)
+            return outcome
+        finally:
+            svc.metrics.job_duration.labels(self.job, outcome).observe(
+                svc.clock.monotonic_s() - started)
+
+    def _run(self, site_id: str, options: dict[str, Any]) -> JobOutcome:
+        site = self.load_site(site_id)
+        if site is None:
+            return JobOutcome.UNKNOWN_SITE
+        skipped = self.skip(site, **options)
+        if skipped is not None:
+            logger.info("site=%s %s skipped: %s", site_id, self.job, skipped)
+            return skipped
+        lease = self.take_lease(site_id)
+        if lease is None:
+            return JobOutcome.BUSY
+        with lease:
+            try:
+                return self.work(site, lease, **options)
+            except BucketError as exc:
+                logger.error("site=%s %s: bucket problem: %s", site_id, self.job, exc)
+                self.failed(site_id, type(exc).__name__)
+                self.report(site_id, JobOutcome.ERROR, None, str(exc))
+                return JobOutcome.BUCKET_ERROR
+            except PreconditionFailed as exc:
+                logger.warning("site=%s another writer got ahead (%s): %s", site_id,
+                               self.job, exc)
+                self.failed(site_id, type(exc).__name__)
+                return JobOutcome.LOST_RACE
+            except RetryableError as exc:
+                logger.warning("site=%s %s: will retry: %s", site_id, self.job, exc)
+                self.failed(site_id, type(exc).__name__)
+                self.report(site_id, "retrying", None, str(exc))
+                raise
+
+    def load_site(self, site_id: str) -> SiteConfig | None:
+        """The site's configuration, or ``None`` (counted) for a site that no longer exists:
+        its message is acked, there is nothing to retry."""
+        try:
+            return self.services.sites.get(site_id)
+        except SiteNotFound:
+            logger.warning("site=%s %s for an unknown site ignored", site_id, self.job)
+            self.services.metrics.job_errors.labels(self.job, "SiteNotFound").inc()
+            return None
+
+    def take_lease(self, site_id: str) -> Lease | None:
+        """The site's lease, or ``None`` (counted) when another worker holds it."""
+        lease = Lease(self.services.redis, self.lease_job, site_id, ttl_s=self.lease_ttl_s)
+        if lease.acquire():
+            return lease
+        logger.info("site=%s %s lease busy; message acked without work", site_id, self.job)
+        self.services.metrics.lease_busy.labels(self.job, site_id).inc()
+        return None
+
+    def stopper(self, lease: Lease) -> Callable[[], bool]:
+        return lambda: lease.lost or self.shutdown_requested()
+
+    def report(self, site_id: str, outcome: str, details: dict[str, Any] | None,
+               error: str | None) -> None:
+        """Record the outcome for ``bucketbridge status``; keeps the last error until a new
+        one, and detail fields not given anew.  Best effort: a status that cannot be written
+        never fails the job."""
+        svc = self.services
+        try:
+            now = iso_utc(svc.clock.now_s())
+            previous = svc.statuses.read(site_id, self.job)
+            svc.statuses.write(site_id, JobStatus(
+                job=self.job, finished_at=now, outcome=outcome,
+                last_error=error if error else previous.last_error,
+                last_error_at=now if error else previous.last_error_at,
+                details={**(previous.details or {}), **(details or {})} or None))
+        except RetryableError as exc:
+            logger.warning("site=%s could not record the %s status: %s", site_id, self.job, exc)
