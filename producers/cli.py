@@ -1,11 +1,15 @@
 """``bucketbridge``: the operator CLI.  Command names and options are a public interface.
 
-Exit status: 0 on success, 2 on bad usage or input, 1 on other failures.  Errors are one line
-on stderr; a user mistake never prints a traceback.
+Exit status: 0 on success, 2 on bad usage or input (``UserError``), 1 on other failures.
+Errors are one line on stderr; a user mistake never prints a traceback.
+
+Each command's module is imported only when that command runs: ``bucketbridge --help`` or
+``bucketbridge files …`` never pay for boto3, redis or dramatiq they do not use.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from typing import Any
@@ -20,9 +24,47 @@ from shared.settings import Settings
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
+# name -> (module:attribute, the summary ``--help`` shows without importing the module); a
+# test checks each summary against the command's own.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "sites": ("producers.sites_cmd:sites", "Register and manage sites."),
+    "enqueue": ("producers.enqueue_cmd:enqueue",
+                "Send a scan, export or re-export message now."),
+    "scheduler": ("producers.scheduler_cmd:scheduler",
+                  "Publish the scan and export messages that are due."),
+    "worker": ("producers.worker_cmd:worker",
+               "Run worker processes; options go to dramatiq, such as --processes 2 --threads 4."),
+    "drain": ("producers.drain_cmd:drain",
+              "Process queued messages in this process until none is left, then exit."),
+    "status": ("producers.status_cmd:status",
+               "Import backlog, current file, revisions and export position of a site."),
+    "dlq": ("producers.dlq_cmd:dlq", "Inspect, requeue or purge dead-lettered messages."),
+    "files": ("producers.files_cmd:files",
+              "Work with exported files: revisions/<n>.json, index.csv."),
+    "demo": ("producers.demo:demo", "Run the whole flow on an embedded S3 endpoint, for a "
+                                    "first look."),
+}
 
-class UserFacingGroup(click.Group):
-    """Turns bucketbridge's errors into one line on stderr and the documented exit status."""
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported when they run, and whose errors become one line
+    on stderr with the documented exit status."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attr = target[0].partition(":")
+        command: click.Command = getattr(importlib.import_module(module), attr)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -38,31 +80,13 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-@click.group(cls=UserFacingGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool) -> None:
     """Move event data between the store and customers' S3 buckets."""
     configure_logging(logging.DEBUG if verbose else logging.WARNING)
     ctx.obj = AppContext(settings=Settings.from_env())
-
-
-def _register() -> None:
-    from producers.demo import demo
-    from producers.dlq_cmd import dlq
-    from producers.drain_cmd import drain
-    from producers.enqueue_cmd import enqueue
-    from producers.files_cmd import files
-    from producers.scheduler_cmd import scheduler
-    from producers.sites_cmd import sites
-    from producers.status_cmd import status
-    from producers.worker_cmd import worker
-
-    for command in (sites, enqueue, scheduler, worker, drain, status, dlq, files, demo):
-        cli.add_command(command)
-
-
-_register()
 
 
 def main() -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from shared.services import Services
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from shared.services import Services
 
 
 @dataclass
@@ -15,6 +18,9 @@ class AppContext:
 
     @property
     def services(self) -> Services:
+        """The clients and stores, built the first time a command needs them."""
         if self._services is None:
+            from shared.services import Services
+
             self._services = Services.build(self.settings)
         return self._services

@@ -24,11 +24,15 @@ from shared.filetools.aliases import filter_identity
 from shared.filetools.convert import compile_lines, split_aliases, to_json_array
 from shared.filetools.csvout import to_csv
 from shared.filetools.daily import day_lines, day_window, index_of, input_paths, overlapping
-from shared.filetools.sources import Input, ReaderFactory, resolve_input, resolve_root
+from shared.filetools.sources import (
+    Input,
+    ObjectReader,
+    ReaderFactory,
+    resolve_input,
+    resolve_root,
+)
 from shared.formats.exportlines import Problems
 from shared.formats.names import validate_site_id
-from shared.imports.reimport import Reimporter, ReimportOutcome, check_file
-from shared.store.s3 import S3, make_client
 
 pass_app = click.make_pass_decorator(AppContext)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -39,11 +43,14 @@ class ReimportStopped(RetryableError):
 
 
 def _s3_factory(app: AppContext) -> ReaderFactory:
-    """Builds the S3 client the first time an ``s3://`` location needs it."""
-    built: list[S3] = []
+    """Builds the S3 client the first time an ``s3://`` location needs it (a local input
+    never loads boto3)."""
+    built: list[ObjectReader] = []
 
-    def make() -> S3:
+    def make() -> ObjectReader:
         if not built:
+            from shared.store.s3 import S3, make_client
+
             built.append(S3(make_client(app.settings.s3_endpoint_url)))
         return built[0]
 
@@ -211,6 +218,8 @@ def reimport_cmd(app: AppContext, site: str, file: str, strict: bool) -> None:
     """Import the lines of FILE into SITE's event store, exactly once (a rerun continues).
 
     Holds the site's import lease while it writes; lines keep their _t."""
+    from shared.imports.reimport import Reimporter, ReimportOutcome, check_file
+
     svc = app.services
     svc.sites.get(validate_site_id(site))
     inp = _input(app, file)

@@ -45,7 +45,7 @@ def dramatiq_argv(extra: tuple[str, ...]) -> list[str]:
 @click.argument("dramatiq_options", nargs=-1, type=click.UNPROCESSED)
 @pass_app
 def worker(app: AppContext, dramatiq_options: tuple[str, ...]) -> None:
-    """Run worker processes; options go to dramatiq (e.g. --processes 2 --threads 4)."""
+    """Run worker processes; options go to dramatiq, such as --processes 2 --threads 4."""
     env = dict(os.environ)
     env["PROMETHEUS_MULTIPROC_DIR"] = prepare_multiprocess_dir(
         env.get("PROMETHEUS_MULTIPROC_DIR"))

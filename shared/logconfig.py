@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 import time
 
+# Libraries whose INFO lines would drown ours (one line per HTTP request).
+NOISY_LOGGERS = ("botocore", "boto3", "urllib3", "werkzeug")
+
 
 def configure_logging(level: int = logging.INFO) -> None:
     formatter = logging.Formatter("%(asctime)sZ %(levelname)s %(processName)s %(name)s "
@@ -16,5 +19,5 @@ def configure_logging(level: int = logging.INFO) -> None:
         handler.setFormatter(formatter)
         root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("botocore", "boto3", "urllib3", "werkzeug"):
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)

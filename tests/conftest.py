@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import socket
 import subprocess
@@ -15,9 +16,12 @@ from pathlib import Path
 
 import pytest
 import redis
+from click.testing import CliRunner
 from moto.server import ThreadedMotoServer
 
+from producers.cli import cli
 from shared.clock import SystemClock
+from shared.logconfig import NOISY_LOGGERS
 from shared.metrics import Metrics
 from shared.services import Services
 from shared.settings import Settings
@@ -145,10 +149,45 @@ def env(settings: Settings, s3_endpoint: str) -> Env:
 
 def run_cli(env: Env, *args: str, timeout_s: float = 60, input_text: str | None = None,
             **overrides: str) -> subprocess.CompletedProcess[str]:
-    """Run ``bucketbridge ARGS`` as a real process."""
+    """Run ``bucketbridge ARGS`` as a real process: for what only a process shows (signals,
+    kills, start-up, the exact bytes of a whole run)."""
     return subprocess.run([sys.executable, "-m", "producers", *args], env=env.as_dict(**overrides),
                           capture_output=True, text=True, timeout=timeout_s, cwd=REPO,
                           input=input_text, check=False)
+
+
+@dataclass
+class CliResult:
+    """What ``invoke_cli`` saw, shaped like a finished process."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    stdout_bytes: bytes
+
+
+def invoke_cli(env: Env, *args: str, input_text: str | None = "",
+               **overrides: str) -> CliResult:
+    """Run ``bucketbridge ARGS`` in this process (click's ``CliRunner``), in the environment a
+    process would see; much faster than a process for checks of the CLI's own logic.  An
+    exception the CLI did not turn into its one-line error fails the test, as the traceback of
+    a real process would."""
+    environ = env.as_dict(**overrides)
+    isolated: dict[str, str | None] = {k: None for k in os.environ if k not in environ}
+    isolated.update(environ)
+    # The CLI configures logging for its process; keep the test process's as it was.
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in NOISY_LOGGERS)]
+    levels = [logger.level for logger in loggers]
+    try:
+        result = CliRunner().invoke(cli, list(args), input=input_text, env=isolated,
+                                    prog_name="bucketbridge")
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return CliResult(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr,
+                     stdout_bytes=result.stdout_bytes)
 
 
 def gz(text: str) -> bytes:

@@ -1,4 +1,6 @@
-"""The ``bucketbridge`` CLI through real processes: each command's happy path and its usage errors.
+"""The ``bucketbridge`` CLI: each command's happy path and its usage errors, run in this process
+(click's runner) where the CLI's own logic is the point, and as a real process where only a
+process shows it (the demo, and the contract of a whole run).
 
 The operator contract: exit 0 on success, 2 on bad usage or input, 1 on other failures; an
 error is one line on stderr (``bucketbridge: error: …``), never a traceback for a user mistake.
@@ -19,7 +21,7 @@ from shared.services import Services
 from shared.store.revisions import revision_key
 from shared.store.s3 import S3
 from shared.store.sites import SiteConfig
-from tests.conftest import Env, run_cli
+from tests.conftest import CliResult, Env, invoke_cli, run_cli
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -31,20 +33,28 @@ SITE_ID_RULE = ("use 1-40 lowercase letters, digits and dashes, starting and end
                 "letter or digit")
 
 
-def bb(env: Env, *args: str, timeout_s: float = 60, input_text: str = "",
-       **overrides: str) -> subprocess.CompletedProcess[str]:
-    """``bucketbridge ARGS`` with stdin a pipe (never a terminal) and a wide, UTF-8 console."""
-    return run_cli(env, *args, timeout_s=timeout_s, input_text=input_text, COLUMNS="200",
+def bb(env: Env, *args: str, input_text: str = "", **overrides: str) -> CliResult:
+    """``bucketbridge ARGS`` in this process, stdin never a terminal, a wide console."""
+    return invoke_cli(env, *args, input_text=input_text, COLUMNS="200", **overrides)
+
+
+def bb_process(env: Env, *args: str, timeout_s: float = 60,
+               **overrides: str) -> subprocess.CompletedProcess[str]:
+    """``bucketbridge ARGS`` as a real process, stdin a pipe, a wide UTF-8 console."""
+    return run_cli(env, *args, timeout_s=timeout_s, input_text="", COLUMNS="200",
                    PYTHONIOENCODING="utf-8", **overrides)
 
 
-def assert_error(result: subprocess.CompletedProcess[str], code: int, message: str) -> None:
+Result = CliResult | subprocess.CompletedProcess[str]
+
+
+def assert_error(result: Result, code: int, message: str) -> None:
     """Exactly one line on stderr, the documented prefix and message, the documented status."""
     assert result.stderr.splitlines() == [f"bucketbridge: error: {message}"], result.stderr
     assert result.returncode == code
 
 
-def assert_click_usage_error(result: subprocess.CompletedProcess[str], usage: str) -> None:
+def assert_click_usage_error(result: Result, usage: str) -> None:
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith(f"Usage: {usage}"), result.stderr
@@ -439,7 +449,7 @@ def test_drain_imports_the_queued_scan_and_status_shows_the_result(
     make_site(services, "acme", import_bucket)
     assert bb(env, "enqueue", "scan", "acme").returncode == 0
     # When the queue is drained
-    drained = bb(env, "drain", "--timeout", "60", timeout_s=90)
+    drained = bb(env, "drain", "--timeout", "60")
     # Then the file became revision 1 and moved to completed_imports/
     assert drained.returncode == 0, drained.stderr
     assert drained.stdout == "drained: 1 message(s) processed, queues empty\n"
@@ -494,7 +504,7 @@ def test_status_reports_the_last_error_after_a_scan_of_a_missing_bucket(
     bucket = f"gone-{uuid.uuid4().hex[:12]}"
     make_site(services, "acme", bucket)
     assert bb(env, "enqueue", "scan", "acme").returncode == 0
-    drained = bb(env, "drain", "--timeout", "60", timeout_s=90)
+    drained = bb(env, "drain", "--timeout", "60")
     assert drained.returncode == 0, drained.stderr
     # When its status is asked for
     as_json = bb(env, "status", "acme", "--json")
@@ -519,10 +529,10 @@ def test_export_then_reexport_through_the_cli(
     s3.put(import_bucket, "accounts-1.csv", GOOD_CSV)
     make_site(services, "acme", import_bucket, export_bucket=export_bucket)
     assert bb(env, "enqueue", "scan", "acme").returncode == 0
-    assert bb(env, "drain", "--timeout", "60", timeout_s=90).returncode == 0
+    assert bb(env, "drain", "--timeout", "60").returncode == 0
     # When an export up to now is enqueued and drained
     export = bb(env, "enqueue", "export", "acme", "--cutoff", "now")
-    drained = bb(env, "drain", "--timeout", "60", timeout_s=90)
+    drained = bb(env, "drain", "--timeout", "60")
     # Then revision 1 is in the customer's bucket and status shows the export position
     assert export.returncode == 0, export.stderr
     assert drained.returncode == 0, drained.stderr
@@ -555,7 +565,7 @@ def test_export_then_reexport_through_the_cli(
 
 def test_demo_runs_the_whole_flow_and_prints_the_metrics_url(env: Env) -> None:
     # When the demo runs (it brings its own S3 endpoint)
-    result = bb(env, "demo", timeout_s=90)
+    result = bb_process(env, "demo", timeout_s=90)
     # Then it ends well, shows the imported result and where the metrics are served
     assert result.returncode == 0, result.stderr
     out = result.stdout
@@ -570,7 +580,7 @@ def test_demo_runs_the_whole_flow_and_prints_the_metrics_url(env: Env) -> None:
 def test_demo_with_metrics_port_0_serves_metrics_on_a_free_port(env: Env) -> None:
     # Given BUCKETBRIDGE_METRICS_PORT=0, which the settings accept ("any free port")
     # When the demo runs
-    result = bb(env, "demo", timeout_s=90, BUCKETBRIDGE_METRICS_PORT="0")
+    result = bb_process(env, "demo", timeout_s=90, BUCKETBRIDGE_METRICS_PORT="0")
     # Then it reports the port actually bound, not port 0
     assert result.returncode == 0, result.stderr[-2000:]
     match = re.search(r"metrics are served at http://127\.0\.0\.1:(\d+)/metrics", result.stdout)
@@ -615,7 +625,7 @@ def test_redis_unreachable_fails_with_one_line(
     # Given a registered site but no Redis where the settings point
     make_site(services, "acme", import_bucket)
     # When a command that needs Redis runs
-    result = bb(env, *command, BUCKETBRIDGE_REDIS_URL="redis://127.0.0.1:1/0", timeout_s=30)
+    result = bb(env, *command, BUCKETBRIDGE_REDIS_URL="redis://127.0.0.1:1/0")
     # Then it is a failure (1), not a usage error, told in one line without a traceback
     assert result.returncode == 1, result.stderr
     lines = result.stderr.splitlines()

@@ -1,4 +1,5 @@
-"""``bucketbridge files …`` through real processes: every conversion, local and S3 inputs,
+"""``bucketbridge files …`` (in this process; a real one where a terminal is the point): every
+conversion, local and S3 inputs,
 malformed lines (reported or --strict), usage errors as one line with exit status 2, progress
 only on a terminal, and inputs byte for byte unchanged after every command."""
 
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from shared.store.s3 import S3
-from tests.conftest import REPO, Env, run_cli
+from tests.conftest import REPO, CliResult, Env, invoke_cli, run_cli
 from tests.shared.filetools.exportset import (
     JAN_31_S,
     Line,
@@ -33,17 +34,23 @@ from tests.shared.filetools.exportset import (
 pytestmark = pytest.mark.timeout(180)
 
 
-def bb(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
-    """``bucketbridge files ARGS`` with stdin, stdout and stderr pipes (never a terminal)."""
+def bb(env: Env, *args: str) -> CliResult:
+    """``bucketbridge files ARGS``, stdin, stdout and stderr never a terminal."""
+    return invoke_cli(env, "files", *args)
+
+
+def bb_process(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
+    """As ``bb``, in a process of its own: for a test that reads the log of the S3 server in
+    this process while the command runs (the CLI quiets that log for its own process)."""
     return run_cli(env, "files", *args, input_text="", PYTHONIOENCODING="utf-8")
 
 
-def assert_error(result: subprocess.CompletedProcess[str], message: str) -> None:
+def assert_error(result: CliResult, message: str) -> None:
     assert result.stderr.splitlines() == [f"bucketbridge: error: {message}"], result.stderr
     assert result.returncode == 2
 
 
-def ok(result: subprocess.CompletedProcess[str]) -> str:
+def ok(result: CliResult | subprocess.CompletedProcess[str]) -> str:
     assert (result.returncode, result.stderr) == (0, ""), result.stderr
     return result.stdout
 
@@ -169,7 +176,8 @@ def test_day_reads_only_the_overlapping_revisions_of_an_s3_export(
     caplog.set_level(logging.INFO, logger="werkzeug")
     caplog.clear()
     # When that day's events are extracted
-    out = ok(bb(env, "day", f"s3://{export_bucket}/exp", "--date", "2024-01-31", "--strict"))
+    out = ok(bb_process(env, "day", f"s3://{export_bucket}/exp", "--date", "2024-01-31",
+                        "--strict"))
     # Then exactly the lines of that UTC day come out, and only index.csv, 2 and 3 were fetched
     assert [line["_p"] for line in read_ndjson(out.encode())] == ["in", "late"]
     assert _object_gets(caplog, export_bucket) == [

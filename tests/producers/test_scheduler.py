@@ -10,9 +10,10 @@ import dramatiq
 import pytest
 import redis
 
-from producers.scheduler import CLAIM_STALE_S, Published, Scheduler, slot_of
+from producers.scheduler import Published, Scheduler
 from shared.clock import FrozenClock
 from shared.fleet.messages import EXPORT_ACTOR, SCAN_ACTOR
+from shared.fleet.slots import CLAIM_STALE_S, slot_of
 from shared.metrics import Metrics
 from shared.services import Services
 from shared.store.sites import SiteConfig
