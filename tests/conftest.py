@@ -1,5 +1,9 @@
 """Fixtures that build real backends: moto's S3 server over HTTP and the Redis server at
-``BUCKETBRIDGE_REDIS_URL`` (database 15 of the local server by default, flushed per test)."""
+``BUCKETBRIDGE_REDIS_URL`` (database 15 of the local server by default, flushed per test).
+
+The ``services`` fixture's clock is a ``FrozenClock``: time passes only where a test moves it.
+``invoke_cli`` runs the CLI in this process; ``run_cli`` as a real process, where only a
+process shows what is tested."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +25,7 @@ from click.testing import CliRunner
 from moto.server import ThreadedMotoServer
 
 from producers.cli import cli
-from shared.clock import SystemClock
+from shared.clock import FrozenClock
 from shared.logconfig import NOISY_LOGGERS
 from shared.metrics import Metrics
 from shared.services import Services
@@ -52,9 +57,23 @@ def s3_endpoint() -> Iterator[str]:
     server.stop()
 
 
+def worker_redis_url(url: str, worker: str | None) -> str:
+    """The Redis database of one test process: ``url``'s own for the first (or only) one;
+    under pytest-xdist, worker ``gwN`` takes the Nth database below it, so parallel workers
+    never flush each other's keys."""
+    if not worker or not worker.startswith("gw") or worker == "gw0":
+        return url
+    parts = urllib.parse.urlsplit(url)
+    base = int(parts.path.strip("/") or 0)
+    offset = int(worker[2:])
+    db = base - offset if base - offset >= 0 else base + offset
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{db}"))
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    url = os.environ.get("BUCKETBRIDGE_REDIS_URL", DEFAULT_TEST_REDIS_URL)
+    url = worker_redis_url(os.environ.get("BUCKETBRIDGE_REDIS_URL", DEFAULT_TEST_REDIS_URL),
+                           os.environ.get("PYTEST_XDIST_WORKER"))
     try:
         redis.Redis.from_url(url, socket_connect_timeout=2).ping()
     except redis.RedisError as exc:  # a missing Redis is a broken test set-up, not a skip
@@ -104,7 +123,7 @@ def settings(redis_url: str, store_bucket: str, s3_endpoint: str) -> Settings:
 
 @pytest.fixture
 def services(settings: Settings, redis_client: redis.Redis, s3: S3) -> Services:
-    return Services.build(settings, clock=SystemClock(), metrics=Metrics(),
+    return Services.build(settings, clock=FrozenClock(), metrics=Metrics(),
                           redis_client=redis_client, s3=s3)
 
 

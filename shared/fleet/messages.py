@@ -15,7 +15,6 @@ EXPORT_ACTOR = "export"
 IMPORT_QUEUE = "imports"
 EXPORT_QUEUE = "exports"
 QUEUES = (IMPORT_QUEUE, EXPORT_QUEUE)
-ACTOR_QUEUES = {SCAN_ACTOR: IMPORT_QUEUE, EXPORT_ACTOR: EXPORT_QUEUE}
 
 
 def scan_message(site: str) -> dramatiq.Message[Any]:

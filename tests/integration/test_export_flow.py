@@ -66,8 +66,9 @@ def test_operator_flow_add_import_export_reexport(
 @pytest.mark.slow
 def test_sigkill_mid_export_resumes_without_gaps_or_duplicates(
         env: Env, s3: S3, services: Services, import_bucket: str, export_bucket: str) -> None:
-    # Given 300 revisions written yesterday and an export bucket
-    yesterday = services.clock.now_s() - 86400
+    # Given 300 revisions written yesterday (by the clock of the processes below, not the
+    # fixtures' frozen one) and an export bucket
+    yesterday = time.time() - 86400
     bodies = {n: write_revision(services.store, "acme", n, yesterday, [1700000000 + n])
               for n in range(1, 301)}
     s3.put(import_bucket, "accounts.csv", b"Identity,Timestamp,Event\na,1,E\n")  # to preview

@@ -25,6 +25,7 @@ import redis
 
 from shared.clock import FrozenClock, SystemClock
 from shared.errors import AccessDenied, BucketMissing
+from shared.formats.importkeys import FAILED_PREFIX
 from shared.imports.scan import Importer, ScanResult
 from shared.metrics import Metrics
 from shared.services import Services
@@ -524,6 +525,61 @@ def test_changed_file_with_nothing_after_it_then_a_new_upload(
                                       line(2, prefix="w")]
     assert revision_sources(s3, services) == [("accounts-1.csv", 1, 2), ("accounts-1.csv", 3, 2),
                                               ("accounts-1.csv", 1, 2)]
+
+
+class _Killed(BaseException):
+    """Stands for the process dying: nothing in bucketbridge catches it."""
+
+
+class _DiesAt(S3):
+    """The customer's bucket, reached by a process that dies at one step of a failure."""
+
+    def __init__(self, s3: S3, step: str) -> None:
+        super().__init__(s3.client)
+        self.step = step
+
+    def put(self, bucket: str, key: str, *args: object, **kwargs: object) -> str:
+        if self.step == "report" and key.endswith(".error.txt"):
+            raise _Killed
+        return super().put(bucket, key, *args, **kwargs)  # type: ignore[arg-type]
+
+    def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str,
+             **kwargs: object) -> None:
+        if self.step == "copy" and dst_key.startswith(FAILED_PREFIX):
+            raise _Killed
+        super().copy(src_bucket, src_key, dst_bucket, dst_key, **kwargs)  # type: ignore[arg-type]
+
+    def delete(self, bucket: str, key: str) -> None:
+        if self.step == "delete" and key == "accounts-1.csv":
+            raise _Killed
+        super().delete(bucket, key)
+
+
+@pytest.mark.parametrize("step", ["report", "copy", "delete"])
+def test_a_failure_cut_short_by_a_crash_is_finished_by_the_next_scan(
+        s3: S3, services: Services, site: SiteConfig, step: str) -> None:
+    bucket = site.import_bucket
+    # Given a file half imported, then replaced
+    start_import(s3, services, site)
+    changed = good_file(1, 2, 3, prefix="x")
+    s3.put(bucket, "accounts-1.csv", changed)
+    # When the scan that fails it dies after recording the failure, at one step of the move
+    with pytest.raises(_Killed):
+        importer(services).scan(site, _DiesAt(s3, step), budget_s=30)
+    end = services.store.head("acme", 2)
+    assert end is not None and end[0].file_end is FileEnd.FAILED
+    # And the site is scanned again
+    again = scan(services, s3, site)
+    # Then the failure is finished once: the file moved with its report, nothing imported
+    assert again.files_failed == [("accounts-1.csv", CHANGED_REASON)]
+    assert again.revisions == 0
+    failed = f"failed_imports/{DAY}/accounts-1.csv"
+    assert s3.read_bytes(bucket, failed) == changed
+    assert f"Reason: {CHANGED_REASON}\n" in text(s3, bucket, f"{failed}.error.txt")
+    assert keys(s3, bucket) == [failed, f"{failed}.error.txt"]
+    assert imported(s3, services) == [line(1), line(2)]
+    # And a further scan leaves it alone
+    assert scan(services, s3, site).files_failed == []
 
 
 DELETED_REASON = ("file was deleted before its import finished (records 1..2 were imported, "
