@@ -22,7 +22,7 @@ def status_key(site: str, job: str) -> str:
 class JobStatus:
     job: str
     finished_at: str | None = None
-    outcome: str | None = None  # "ok", "budget", "busy", "error"
+    outcome: str | None = None  # a job outcome (done, budget, blocked, error, …) or "retrying"
     last_error: str | None = None
     last_error_at: str | None = None
     details: dict[str, Any] | None = None

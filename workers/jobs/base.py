@@ -29,7 +29,7 @@ class JobOutcome(StrEnum):
     """How a job's message ended; the ``outcome`` label of ``bucketbridge_job_duration``."""
 
     DONE = "done"  # nothing left to do
-    BUDGET = "budget"  # stopped at its budget with work left (a continuation is queued)
+    BUDGET = "budget"  # stopped at its budget with work left
     STATUS = "status"  # the export's status.csv was refreshed
     BLOCKED = "blocked"  # the export stopped before a revision it cannot export
     BUSY = "busy"  # another worker holds the site's lease: acked without work
