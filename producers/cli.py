@@ -41,6 +41,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dlq": ("producers.dlq_cmd:dlq", "Inspect, requeue or purge dead-lettered messages."),
     "files": ("producers.files_cmd:files",
               "Work with exported files: revisions/<n>.json, index.csv."),
+    "check": ("producers.check_cmd:check",
+              "Check that the store enforces conditional writes, Redis evicts nothing, and the "
+              "clock agrees with the store's."),
     "demo": ("producers.demo:demo", "Run the whole flow on an embedded S3 endpoint, for a "
                                     "first look."),
 }

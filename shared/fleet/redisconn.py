@@ -36,3 +36,25 @@ def check(client: RedisClient) -> None:
     """``RedisUnavailable`` unless Redis answers."""
     with translated("ping"):
         client.ping()
+
+
+def eviction_policy(client: RedisClient) -> str | None:
+    """Redis's ``maxmemory-policy``, or ``None`` where ``CONFIG`` is not allowed (some managed
+    services rename or forbid it)."""
+    try:
+        with translated("reading maxmemory-policy"):
+            found = client.config_get("maxmemory-policy")
+    except RedisUnavailable:
+        if _answers(client):
+            return None
+        raise
+    value = found.get("maxmemory-policy") if isinstance(found, dict) else None
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _answers(client: RedisClient) -> bool:
+    try:
+        client.ping()
+    except RedisError:
+        return False
+    return True

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
 import boto3
@@ -160,6 +161,19 @@ class S3:
             self.client.list_objects_v2(Bucket=bucket, MaxKeys=1)
         except Exception as exc:
             translate(exc, bucket)
+
+    def server_time_s(self, bucket: str) -> float:
+        """The endpoint's clock (its ``Date`` header, to the second), read with one request."""
+        try:
+            r = self.client.head_bucket(Bucket=bucket)
+        except Exception as exc:
+            translate(exc, bucket)
+        date = r.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date", "")
+        try:
+            return parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError):
+            raise StorageUnavailable(f"s3://{bucket} answered without a usable Date header "
+                                     f"({date!r})") from None
 
     def create_bucket(self, bucket: str) -> None:
         try:
