@@ -38,7 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "Process queued messages in this process until none is left, then exit."),
     "status": ("producers.status_cmd:status",
                "Import backlog, current file, revisions and export position of a site."),
-    "dlq": ("producers.dlq_cmd:dlq", "Inspect, requeue or purge dead-lettered messages."),
+    "dlq": ("producers.dlq_cmd:dlq", "Inspect, requeue or delete dead-lettered messages."),
     "files": ("producers.files_cmd:files",
               "Work with exported files: revisions/<n>.json, index.csv."),
     "check": ("producers.check_cmd:check",
@@ -84,12 +84,15 @@ def _fail(message: str, code: int) -> None:
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug detail (and tracebacks).")
+@click.version_option(package_name="bucketbridge", prog_name="bucketbridge",
+                      message="%(prog)s %(version)s")
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool) -> None:
     """Move event data between the store and customers' S3 buckets."""
-    configure_logging(logging.DEBUG if verbose else logging.WARNING)
-    ctx.obj = AppContext(settings=Settings.from_env())
+    settings = Settings.from_env()
+    configure_logging(logging.DEBUG if verbose else logging.WARNING, settings.log_format)
+    ctx.obj = AppContext(settings=settings, verbose=verbose)
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 @dataclass
 class AppContext:
     settings: Settings
+    verbose: bool = False
     _services: Services | None = field(default=None, repr=False)
 
     @property

@@ -11,6 +11,7 @@ from shared.errors import SettingsError
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_STORE_BUCKET = "bucketbridge-store"
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+LOG_FORMATS = ("text", "json")
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1,
@@ -37,6 +38,13 @@ def _redis_url(env: Mapping[str, str]) -> str:
     return url
 
 
+def _log_format(env: Mapping[str, str]) -> str:
+    value = (env.get("BUCKETBRIDGE_LOG_FORMAT") or "text").strip().lower()
+    if value not in LOG_FORMATS:
+        raise SettingsError(f"invalid BUCKETBRIDGE_LOG_FORMAT {value!r}: use text or json")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     redis_url: str = DEFAULT_REDIS_URL
@@ -48,6 +56,7 @@ class Settings:
     export_lookback_days: int = 183
     metrics_port: int = 9191
     s3_endpoint_url: str | None = None
+    log_format: str = "text"  # one of LOG_FORMATS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -62,6 +71,7 @@ class Settings:
             export_lookback_days=_int(env, "BUCKETBRIDGE_EXPORT_LOOKBACK_DAYS", 183),
             metrics_port=_int(env, "BUCKETBRIDGE_METRICS_PORT", 9191, minimum=0, maximum=65535),
             s3_endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
+            log_format=_log_format(env),
         )
 
     @property

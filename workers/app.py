@@ -13,7 +13,9 @@ from shared.services import Services
 from shared.settings import Settings
 from workers.runtime import Runtime
 
-configure_logging()
-runtime = Runtime.build(Services.build(Settings.from_env()))
+settings = Settings.from_env()
+# dramatiq pointed this process's stderr at its log pipe: log there, in our format.
+configure_logging(log_format=settings.log_format, force=True)
+runtime = Runtime.build(Services.build(settings))
 broker = runtime.broker
 dramatiq.set_broker(broker)

@@ -23,6 +23,7 @@ from shared.fleet.messages import EXPORT_ACTOR, EXPORT_QUEUE, IMPORT_QUEUE, SCAN
 from shared.fleet.redisconn import RedisClient
 from shared.metrics import Metrics
 from shared.settings import Settings
+from workers.middleware.context import MessageLogContext
 from workers.middleware.deadletters import DeadLetterNotes
 from workers.middleware.metrics import MessageMetrics
 from workers.middleware.shutdown import GracefulShutdown
@@ -44,7 +45,7 @@ def build_broker(metrics: Metrics, shutdown: GracefulShutdown, client: RedisClie
     middleware = [AgeLimit(), TimeLimit(), ShutdownNotifications(), Callbacks(), Pipelines(),
                   Retries(retry_when=retry_when, min_backoff=MIN_BACKOFF_MS,
                           max_backoff=MAX_BACKOFF_MS),
-                  CurrentMessage(), MessageMetrics(metrics),
+                  CurrentMessage(), MessageLogContext(), MessageMetrics(metrics),
                   DeadLetterNotes(client, namespace, clock), shutdown]
     broker = RedisBroker(client=client, middleware=middleware, namespace=namespace,
                          dead_message_ttl=DEAD_MESSAGE_TTL_MS)

@@ -13,6 +13,7 @@ import threading
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from shared.logconfig import configure_logging
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ def multiprocess_registry() -> CollectorRegistry:
 def serve() -> int:
     """Serve ``/metrics`` on ``BUCKETBRIDGE_METRICS_PORT`` until the process is terminated."""
     settings = Settings.from_env()
+    configure_logging(log_format=settings.log_format, force=True)
     start_http_server(settings.metrics_port, registry=multiprocess_registry())
     logger.info("metrics served on port %d", settings.metrics_port)
     threading.Event().wait()
