@@ -44,10 +44,11 @@ LABEL org.opencontainers.image.title="bucketbridge" \
 
 # /run/bucketbridge/metrics is where the worker pods keep prometheus-client's per-process files
 # (k8s/base/worker-deployment.yaml sets PROMETHEUS_MULTIPROC_DIR to it, on an emptyDir because
-# the root filesystem is read-only; `bucketbridge worker` empties it at start).  It is NOT set
+# the root filesystem is read-only; `bucketbridge worker` empties it at start, refusing a
+# directory a running process still writes to).  It is NOT set
 # here for every process: prometheus-client switches to multiprocess mode whenever the variable
 # exists, which would make the scheduler and every CLI command write per-process files too.
-# Without it, `bucketbridge worker` uses $TMPDIR/bucketbridge-metrics.
+# Without it, `bucketbridge worker` uses a private $TMPDIR/bucketbridge-metrics-<pid>.
 RUN groupadd --gid "${APP_UID}" bucketbridge \
  && useradd --uid "${APP_UID}" --gid "${APP_UID}" --no-create-home --no-log-init \
             --home-dir /nonexistent --shell /usr/sbin/nologin bucketbridge \
