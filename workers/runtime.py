@@ -42,12 +42,16 @@ class Runtime:
         export = ExportJob(services, exporter, publish,
                            shutdown_requested=lambda: shutdown.requested)
 
-        def scan_site(site_id: str) -> None:
-            scan(site_id)
+        # The actors return nothing (dramatiq has no result backend here); how a run ended is
+        # in ``workers.jobs.base.last_run()`` for the middleware that reports it.
+        def scan_site(site_id: str, even_if_paused: bool = False) -> None:
+            scan(site_id, even_if_paused=even_if_paused)
 
         def export_site(site_id: str, cutoff: str | None = None, first: int | None = None,
-                        last: int | None = None, status_only: bool = False) -> None:
-            export(site_id, cutoff=cutoff, first=first, last=last, status_only=status_only)
+                        last: int | None = None, status_only: bool = False,
+                        even_if_paused: bool = False) -> None:
+            export(site_id, cutoff=cutoff, first=first, last=last, status_only=status_only,
+                   even_if_paused=even_if_paused)
 
         actors = register_actors(broker, settings, scan_site, export_site)
         return cls(services=services, broker=broker, shutdown=shutdown, actors=actors)

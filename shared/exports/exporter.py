@@ -45,7 +45,8 @@ COPY_CONCURRENCY = 8
 
 class ExportOutcome(StrEnum):
     DONE = "done"  # everything exportable was exported
-    BUDGET = "budget"  # stopped at the budget (or when asked to) with work left
+    BUDGET = "budget"  # stopped at the budget with work left
+    INTERRUPTED = "interrupted"  # stopped early when asked to (shutdown, lease lost)
 
 
 class RevisionUnavailable(PermanentError):
@@ -126,7 +127,7 @@ class Exporter:
                                 thread_name_prefix=f"export-{sid}") as pool:
             while blocked is None:
                 if self.clock.monotonic_s() >= deadline or should_stop():
-                    result.outcome = ExportOutcome.BUDGET
+                    result.outcome = self._stopped(deadline)
                     break
                 window = list(itertools.islice(candidates, COPY_WINDOW))
                 if not window:
@@ -200,7 +201,7 @@ class Exporter:
             if row.number < first or row.number > upper:
                 continue
             if self.clock.monotonic_s() >= deadline or should_stop():
-                result.outcome, result.next_first = ExportOutcome.BUDGET, row.number
+                result.outcome, result.next_first = self._stopped(deadline), row.number
                 break
             info = self.store.info(sid, row.number)
             try:
@@ -228,6 +229,12 @@ class Exporter:
         result = ExportResult(position=ledger.position, total_revisions=total)
         self.metrics.export_lag.labels(sid).set(result.lag_revisions)
         return result
+
+    def _stopped(self, deadline_mono_s: float) -> ExportOutcome:
+        """Why a run stopped with work left: its budget ran out, or it was asked to stop."""
+        if self.clock.monotonic_s() >= deadline_mono_s:
+            return ExportOutcome.BUDGET
+        return ExportOutcome.INTERRUPTED
 
     # -- steps --------------------------------------------------------------------------------
 

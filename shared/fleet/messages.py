@@ -17,16 +17,19 @@ EXPORT_QUEUE = "exports"
 QUEUES = (IMPORT_QUEUE, EXPORT_QUEUE)
 
 
-def scan_message(site: str) -> dramatiq.Message[Any]:
+def scan_message(site: str, *, even_if_paused: bool = False) -> dramatiq.Message[Any]:
+    """A scan of ``site``; ``even_if_paused``: an operator's, run although the site is paused."""
+    kwargs: dict[str, Any] = {"even_if_paused": True} if even_if_paused else {}
     return dramatiq.Message(queue_name=IMPORT_QUEUE, actor_name=SCAN_ACTOR, args=(site,),
-                            kwargs={}, options={})
+                            kwargs=kwargs, options={})
 
 
 def export_message(site: str, *, cutoff: str | None = None, first: int | None = None,
-                   last: int | None = None, status_only: bool = False) -> dramatiq.Message[Any]:
+                   last: int | None = None, status_only: bool = False,
+                   even_if_paused: bool = False) -> dramatiq.Message[Any]:
     """A regular export cycle (``first`` unset), a deliberate re-export of ``first..last``, or
     (``status_only``) just a refresh of the customer's ``status.csv`` after new revisions."""
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"even_if_paused": True} if even_if_paused else {}
     if status_only:
         kwargs["status_only"] = True
     if cutoff is not None:

@@ -35,7 +35,8 @@ logger = logging.getLogger(__name__)
 
 class ScanOutcome(StrEnum):
     DONE = "done"  # nothing left to import
-    BUDGET = "budget"  # stopped at the budget (or when asked to) with work left
+    BUDGET = "budget"  # stopped at the budget with work left
+    INTERRUPTED = "interrupted"  # stopped early when asked to (shutdown, lease lost)
 
 
 @dataclass
@@ -87,7 +88,7 @@ class Importer:
         result = ScanResult()
         for info in files:
             if self.clock.monotonic_s() >= deadline or should_stop():
-                result.outcome = ScanOutcome.BUDGET
+                result.outcome = self._stopped(deadline)
                 break
             pos = resume if resume is not None and resume.key == info.key else FilePosition(
                 key=info.key, etag=info.etag, gzipped=is_gzip_key(info.key))
@@ -104,7 +105,7 @@ class Importer:
             latest = out.last_revision
             self.hints.put(sid, latest)
             if not out.done:
-                result.outcome = ScanOutcome.BUDGET
+                result.outcome = self._stopped(deadline)
                 result.current_file = info.key
                 result.next_record = out.position.next_record if out.position else pos.next_record
                 break
@@ -120,6 +121,12 @@ class Importer:
         if result.outcome is ScanOutcome.BUDGET:
             self.metrics.budget_exhausted.labels("scan", sid).inc()
         return result
+
+    def _stopped(self, deadline_mono_s: float) -> ScanOutcome:
+        """Why a run stopped with work left: its budget ran out, or it was asked to stop."""
+        if self.clock.monotonic_s() >= deadline_mono_s:
+            return ScanOutcome.BUDGET
+        return ScanOutcome.INTERRUPTED
 
     def _recover(self, cursor: Cursor, files: list[ObjectInfo], finisher: Finisher,
                  ) -> tuple[int, FilePosition | None]:

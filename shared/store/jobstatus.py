@@ -25,6 +25,7 @@ class JobStatus:
     outcome: str | None = None  # a job outcome (done, budget, blocked, error, …) or "retrying"
     last_error: str | None = None
     last_error_at: str | None = None
+    last_success_at: str | None = None  # the last run that ended without an error
     details: dict[str, Any] | None = None
 
     def to_json(self) -> bytes:

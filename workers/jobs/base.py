@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -30,6 +32,7 @@ class JobOutcome(StrEnum):
 
     DONE = "done"  # nothing left to do
     BUDGET = "budget"  # stopped at its budget with work left
+    INTERRUPTED = "interrupted"  # stopped early (shutdown, lease lost) with work left
     STATUS = "status"  # the export's status.csv was refreshed
     BLOCKED = "blocked"  # the export stopped before a revision it cannot export
     BUSY = "busy"  # another worker holds the site's lease: acked without work
@@ -41,6 +44,44 @@ class JobOutcome(StrEnum):
     ERROR = "error"  # raised: retried (retryable) or dead-lettered
 
 
+# Outcomes where the job ran but could not do its work: ``drain`` reports them as failures.
+FAILED_OUTCOMES = frozenset({JobOutcome.BUCKET_ERROR, JobOutcome.BLOCKED, JobOutcome.ERROR})
+# Outcomes with work left: the job queues its own continuation once its lease is released.
+UNFINISHED_OUTCOMES = frozenset({JobOutcome.BUDGET, JobOutcome.INTERRUPTED})
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """How the last job run by this thread ended, and the error it recorded (if any)."""
+
+    job: str
+    site: str
+    outcome: JobOutcome
+    error: str | None = None
+
+
+_last_run: ContextVar[JobRun | None] = ContextVar("bucketbridge_last_job_run", default=None)
+_run_error: ContextVar[str | None] = ContextVar("bucketbridge_job_error", default=None)
+
+
+def last_run() -> JobRun | None:
+    """The job this thread ran last (``drain`` reads it after each message)."""
+    return _last_run.get()
+
+
+def forget_last_run() -> None:
+    _last_run.set(None)
+
+
+@dataclass(frozen=True)
+class WorkDone:
+    """What ``work`` returns when the job must go on: ``follow_up`` is queued at the back of
+    its queue once the lease is released (so the next worker can take it at once)."""
+
+    outcome: JobOutcome
+    follow_up: Any = None  # a dramatiq message
+
+
 class LeasedJob:
     """Base of the actors' work.  ``job`` names the metric label and the status record;
     ``lease_job`` the lease (import and export of one site hold different leases)."""
@@ -49,19 +90,23 @@ class LeasedJob:
     lease_job = "job"
 
     def __init__(self, services: Services, shutdown_requested: Callable[[], bool] = lambda: False,
-                 lease_ttl_s: float = DEFAULT_LEASE_TTL_S) -> None:
+                 lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
+                 enqueue: Callable[[Any], Any] = lambda _m: None) -> None:
         self.services = services
         self.shutdown_requested = shutdown_requested
         self.lease_ttl_s = lease_ttl_s
+        self.enqueue = enqueue
 
     # -- what a job defines -------------------------------------------------------------------
 
     def skip(self, site: SiteConfig, **options: Any) -> JobOutcome | None:
-        """Why this message needs no work for ``site``, or ``None`` to go on."""
-        return JobOutcome.PAUSED if site.paused else None
+        """Why this message needs no work for ``site``, or ``None`` to go on.  A paused site
+        is skipped unless the message was sent ``even_if_paused`` by an operator."""
+        return JobOutcome.PAUSED if site.paused and not options.get("even_if_paused") else None
 
-    def work(self, site: SiteConfig, lease: Lease, **options: Any) -> JobOutcome:
-        """The job's work under the site's lease; reports its own outcome."""
+    def work(self, site: SiteConfig, lease: Lease, **options: Any) -> JobOutcome | WorkDone:
+        """The job's work under the site's lease; reports its own outcome, and returns a
+        ``WorkDone`` with the message that continues it when it stopped with work left."""
         raise NotImplementedError
 
     def failed(self, site_id: str, reason: str) -> None:
@@ -75,12 +120,14 @@ class LeasedJob:
         svc = self.services
         started = svc.clock.monotonic_s()
         outcome = JobOutcome.ERROR
+        _run_error.set(None)
         try:
             outcome = self._run(site_id, options)
             return outcome
         finally:
             svc.metrics.job_duration.labels(self.job, outcome).observe(
                 svc.clock.monotonic_s() - started)
+            _last_run.set(JobRun(self.job, site_id, outcome, _run_error.get()))
 
     def _run(self, site_id: str, options: dict[str, Any]) -> JobOutcome:
         site = self.load_site(site_id)
@@ -94,23 +141,45 @@ class LeasedJob:
         if lease is None:
             return JobOutcome.BUSY
         with lease:
-            try:
-                return self.work(site, lease, **options)
-            except BucketError as exc:
-                logger.error("site=%s %s: bucket problem: %s", site_id, self.job, exc)
-                self.failed(site_id, type(exc).__name__)
-                self.report(site_id, JobOutcome.ERROR, None, str(exc))
-                return JobOutcome.BUCKET_ERROR
-            except PreconditionFailed as exc:
-                logger.warning("site=%s another writer got ahead (%s): %s", site_id,
-                               self.job, exc)
-                self.failed(site_id, type(exc).__name__)
-                return JobOutcome.LOST_RACE
-            except RetryableError as exc:
-                logger.warning("site=%s %s: will retry: %s", site_id, self.job, exc)
-                self.failed(site_id, type(exc).__name__)
-                self.report(site_id, "retrying", None, str(exc))
-                raise
+            done = self._work(site, lease, options)
+        if isinstance(done, JobOutcome):
+            return done
+        if done.follow_up is not None:
+            self.continue_with(site_id, done.follow_up)
+        return done.outcome
+
+    def continue_with(self, site_id: str, message: Any) -> None:
+        """Queue the message that continues this job (at the back of its queue, so other
+        sites get their turn first).  Best effort: the next scheduled slot also continues."""
+        try:
+            self.enqueue(message)
+        except RetryableError as exc:
+            logger.warning("site=%s could not queue the %s's continuation: %s", site_id,
+                           self.job, exc)
+            return
+        logger.info("site=%s %s continues as message %s", site_id, self.job,
+                    getattr(message, "message_id", "?"))
+
+    def _work(self, site: SiteConfig, lease: Lease,
+              options: dict[str, Any]) -> JobOutcome | WorkDone:
+        site_id = site.site_id
+        try:
+            return self.work(site, lease, **options)
+        except BucketError as exc:
+            logger.error("site=%s %s: bucket problem: %s", site_id, self.job, exc)
+            self.failed(site_id, type(exc).__name__)
+            self.report(site_id, JobOutcome.ERROR, None, str(exc))
+            return JobOutcome.BUCKET_ERROR
+        except PreconditionFailed as exc:
+            logger.warning("site=%s another writer got ahead (%s): %s", site_id,
+                           self.job, exc)
+            self.failed(site_id, type(exc).__name__)
+            return JobOutcome.LOST_RACE
+        except RetryableError as exc:
+            logger.warning("site=%s %s: will retry: %s", site_id, self.job, exc)
+            self.failed(site_id, type(exc).__name__)
+            self.report(site_id, "retrying", None, str(exc))
+            raise
 
     def load_site(self, site_id: str) -> SiteConfig | None:
         """The site's configuration, or ``None`` (counted) for a site that no longer exists:
@@ -140,6 +209,8 @@ class LeasedJob:
         one, and detail fields not given anew.  Best effort: a status that cannot be written
         never fails the job."""
         svc = self.services
+        if error:
+            _run_error.set(error)
         try:
             now = iso_utc(svc.clock.now_s())
             previous = svc.statuses.read(site_id, self.job)
@@ -147,6 +218,7 @@ class LeasedJob:
                 job=self.job, finished_at=now, outcome=outcome,
                 last_error=error if error else previous.last_error,
                 last_error_at=now if error else previous.last_error_at,
+                last_success_at=previous.last_success_at if error else now,
                 details={**(previous.details or {}), **(details or {})} or None))
         except RetryableError as exc:
             logger.warning("site=%s could not record the %s status: %s", site_id, self.job, exc)

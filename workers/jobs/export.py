@@ -13,14 +13,14 @@ from typing import Any
 
 from shared.exports.cutoff import lookback_start, resolve_cutoff
 from shared.exports.destination import Destination
-from shared.exports.exporter import ExportBlocked, Exporter, ExportOutcome, ExportResult
+from shared.exports.exporter import ExportBlocked, Exporter, ExportResult
 from shared.fleet.leases import DEFAULT_LEASE_TTL_S, EXPORT_LEASE, Lease
 from shared.fleet.messages import export_message
 from shared.fleet.publisher import Message
 from shared.formats.times import iso_utc
 from shared.services import Services
 from shared.store.sites import SiteConfig
-from workers.jobs.base import JobOutcome, LeasedJob
+from workers.jobs.base import UNFINISHED_OUTCOMES, JobOutcome, LeasedJob, WorkDone
 
 logger = logging.getLogger(__name__)
 
@@ -33,17 +33,19 @@ class ExportJob(LeasedJob):
                  enqueue: Callable[[Message], Any],
                  shutdown_requested: Callable[[], bool] = lambda: False,
                  lease_ttl_s: float = DEFAULT_LEASE_TTL_S) -> None:
-        super().__init__(services, shutdown_requested, lease_ttl_s)
+        super().__init__(services, shutdown_requested, lease_ttl_s, enqueue)
         self.exporter = exporter
-        self.enqueue = enqueue
 
     def __call__(self, site_id: str, cutoff: str | None = None, first: int | None = None,
-                 last: int | None = None, status_only: bool = False) -> JobOutcome:
-        return self.run(site_id, cutoff=cutoff, first=first, last=last, status_only=status_only)
+                 last: int | None = None, status_only: bool = False,
+                 even_if_paused: bool = False) -> JobOutcome:
+        return self.run(site_id, cutoff=cutoff, first=first, last=last, status_only=status_only,
+                        even_if_paused=even_if_paused)
 
     def skip(self, site: SiteConfig, **options: Any) -> JobOutcome | None:
-        if site.paused:
-            return JobOutcome.PAUSED
+        paused = super().skip(site, **options)
+        if paused is not None:
+            return paused
         return None if site.exports else JobOutcome.SKIPPED
 
     def failed(self, site_id: str, reason: str) -> None:
@@ -52,7 +54,7 @@ class ExportJob(LeasedJob):
 
     def work(self, site: SiteConfig, lease: Lease, *, cutoff: str | None = None,
              first: int | None = None, last: int | None = None, status_only: bool = False,
-             **_options: Any) -> JobOutcome:
+             **_options: Any) -> JobOutcome | WorkDone:
         site_id = site.site_id
         dest = Destination.for_site(site, self.services.access.for_site(site))
         if status_only:
@@ -66,14 +68,16 @@ class ExportJob(LeasedJob):
             self.report(site_id, JobOutcome.BLOCKED, self._details(exc.result, success=False),
                         str(exc))
             return JobOutcome.BLOCKED
-        if result.outcome is ExportOutcome.BUDGET:
-            self.enqueue(export_message(site_id, cutoff=cutoff, first=result.next_first,
-                                        last=last) if first is not None
-                         else export_message(site_id, cutoff=cutoff))
         outcome = JobOutcome(result.outcome)
         self.report(site_id, outcome, self._details(result, success=True), None)
         logger.info("site=%s export %s: %d revisions copied, position %d of %d", site_id,
                     outcome, len(result.exported), result.position, result.total_revisions)
+        if outcome in UNFINISHED_OUTCOMES:
+            # The rest of the cycle (or of the re-exported range) goes on at once, behind the
+            # messages already queued.
+            return WorkDone(outcome, export_message(site_id, cutoff=cutoff,
+                                                    first=result.next_first, last=last)
+                            if first is not None else export_message(site_id, cutoff=cutoff))
         return outcome
 
     def _export(self, site: SiteConfig, dest: Destination, cutoff: str | None,

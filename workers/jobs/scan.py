@@ -8,12 +8,12 @@ from typing import Any
 
 from shared.errors import RedisUnavailable
 from shared.fleet.leases import DEFAULT_LEASE_TTL_S, IMPORT_LEASE, Lease
-from shared.fleet.messages import export_message
+from shared.fleet.messages import export_message, scan_message
 from shared.fleet.publisher import Message
 from shared.imports.scan import Importer, ScanResult
 from shared.services import Services
 from shared.store.sites import SiteConfig
-from workers.jobs.base import JobOutcome, LeasedJob
+from workers.jobs.base import UNFINISHED_OUTCOMES, JobOutcome, LeasedJob, WorkDone
 
 logger = logging.getLogger(__name__)
 
@@ -29,15 +29,14 @@ class ScanJob(LeasedJob):
                  enqueue: Callable[[Message], Any] = lambda _m: None,
                  shutdown_requested: Callable[[], bool] = lambda: False,
                  lease_ttl_s: float = DEFAULT_LEASE_TTL_S) -> None:
-        super().__init__(services, shutdown_requested, lease_ttl_s)
+        super().__init__(services, shutdown_requested, lease_ttl_s, enqueue)
         self.importer = importer
-        self.enqueue = enqueue
 
-    def __call__(self, site_id: str) -> JobOutcome:
+    def __call__(self, site_id: str, even_if_paused: bool = False) -> JobOutcome:
         """Run one scan; returns the outcome."""
-        return self.run(site_id)
+        return self.run(site_id, even_if_paused=even_if_paused)
 
-    def work(self, site: SiteConfig, lease: Lease, **_options: Any) -> JobOutcome:
+    def work(self, site: SiteConfig, lease: Lease, **_options: Any) -> JobOutcome | WorkDone:
         svc = self.services
         refresh = _StatusRefresh(site, self.enqueue, svc.clock.monotonic_s)
         try:
@@ -52,6 +51,10 @@ class ScanJob(LeasedJob):
         logger.info("site=%s scan %s: %d rows, %d revisions, %d files done, %d failed, "
                     "%d waiting", site.site_id, outcome, result.rows_imported, result.revisions,
                     len(result.files_completed), len(result.files_failed), result.backlog_files)
+        if outcome in UNFINISHED_OUTCOMES:
+            # Work is left: go on at once, behind the messages already queued (a paused site's
+            # continuation is skipped, like any of its messages).
+            return WorkDone(outcome, scan_message(site.site_id))
         return outcome
 
 

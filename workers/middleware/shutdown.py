@@ -24,6 +24,10 @@ class GracefulShutdown(Middleware):
     def requested(self) -> bool:
         return self._event.is_set()
 
+    def request(self) -> None:
+        """Ask running jobs to checkpoint and return (``drain`` on Ctrl-C)."""
+        self._event.set()
+
     def before_worker_shutdown(self, broker: Any, worker: Any) -> None:
         logger.info("shutdown requested: running jobs will checkpoint and return")
         self._event.set()
