@@ -28,7 +28,7 @@ from prometheus_client import start_http_server
 from rich.console import Console
 
 from producers.context import AppContext
-from producers.drain_cmd import drain_queues
+from producers.drain import drain_queues
 from producers.output import console as make_console
 from producers.scheduler import Scheduler
 from producers.sites_cmd import render_preview

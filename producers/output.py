@@ -1,15 +1,110 @@
-"""Human output of the CLI: rich tables on a terminal, unwrapped lines when piped."""
+"""Human output of the CLI: rich tables on a terminal; on a pipe, tab-separated lines that
+``cut``, ``sort``, ``grep`` and ``head`` take as they are (no box drawing, no width limit).
+
+Also the help layout shared by every command group: full one-line summaries, never cut.
+rich is imported only when something is printed, so ``--help`` stays light.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+import click
+import orjson
 
-PIPED_WIDTH = 240
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+def is_terminal() -> bool:
+    return sys.stdout.isatty()
 
 
 def console() -> Console:
-    """A console that folds to the terminal, but never wraps output meant for a pipe or log."""
-    width = None if sys.stdout.isatty() else PIPED_WIDTH
-    return Console(highlight=False, soft_wrap=False, width=width)
+    """A console that folds to the terminal, and never wraps or decorates piped output."""
+    from rich.console import Console
+
+    if is_terminal():
+        return Console(highlight=False, soft_wrap=False)
+    return Console(highlight=False, soft_wrap=True, no_color=True, markup=False,
+                   emoji=False, width=10_000)
+
+
+def _cell(value: object) -> str:
+    """One TSV cell: tabs and line breaks inside a value become spaces."""
+    return " ".join(str(value).split()) if value is not None else ""
+
+
+def print_table(columns: Sequence[str], rows: Iterable[Sequence[object]], *,
+                title: str | None = None) -> None:
+    """A table with a header row: boxed on a terminal, TSV (header first) on a pipe."""
+    if not is_terminal():
+        click.echo("\t".join(columns))
+        for row in rows:
+            click.echo("\t".join(_cell(v) for v in row))
+        return
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for name in columns:
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console().print(table)
+
+
+def print_fields(rows: Iterable[tuple[str, object]], *, title: str | None = None) -> None:
+    """Name/value pairs: a two-column table on a terminal, ``name<TAB>value`` lines on a pipe."""
+    if not is_terminal():
+        for name, value in rows:
+            click.echo(f"{name}\t{_cell(value)}")
+        return
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value", overflow="fold")
+    for name, value in rows:
+        table.add_row(name, str(value))
+    console().print(table)
+
+
+def print_json(data: Any) -> None:
+    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+
+
+def human_bytes(size_bytes: float | None) -> str:
+    """``1.5 MB``: decimal units, as S3's console shows sizes."""
+    if size_bytes is None:
+        return "-"
+    from rich.filesize import decimal
+
+    return str(decimal(int(size_bytes)))
+
+
+def human_duration(seconds: float) -> str:
+    """``45s``, ``3m 05s``, ``2h 10m``, ``3d 4h``: two units at most."""
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 86400}d {s % 86400 // 3600}h"
+
+
+class HelpGroup(click.Group):
+    """A command group whose ``--help`` lists each command's whole first help line."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=1000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
