@@ -864,11 +864,12 @@ def test_sigterm_mid_file_commits_and_exits_promptly_and_the_next_scan_finishes(
     # Then it exits cleanly at its next checkpoint, long before its budget would have run out
     assert code == 0, worker.log()[-3000:]
     assert took_s < 20, f"took {took_s:.1f}s to stop"
-    # And what it converted was committed: the scan reported a budget stop at the next record
+    # And what it converted was committed: the scan reported an interrupted run (not its
+    # budget) at the next record
     last = latest_meta(s3, bucket)
     assert last is not None and last.source_key == "accounts-1.csv.gz" and not last.ends_file
     status = services.statuses.read(SITE, "scan")
-    assert status.outcome == "budget"
+    assert status.outcome == "interrupted"
     assert status.details is not None
     assert (status.details["current_file"], status.details["next_record"]) == \
         ("accounts-1.csv.gz", last.record_end + 1)

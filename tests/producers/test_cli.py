@@ -325,6 +325,41 @@ def test_enqueue_scan_puts_one_scan_message_on_the_imports_queue(
         ("scan", ["acme"], {}, match.group(1))]
 
 
+@pytest.mark.parametrize("command", [["enqueue", "scan", "acme"],
+                                     ["enqueue", "export", "acme"],
+                                     ["enqueue", "reexport", "acme", "--from", "1"]])
+def test_enqueue_for_a_paused_site_is_refused_unless_even_if_paused(
+        env: Env, services: Services, redis_client: redis.Redis, import_bucket: str,
+        export_bucket: str, command: list[str]) -> None:
+    # Given a paused, exporting site
+    make_site(services, "acme", import_bucket, export_bucket=export_bucket, paused=True)
+    # When a message is enqueued for it
+    refused = bb(env, *command)
+    # Then it is refused with one line saying why and what to do, and nothing is queued
+    assert_error(refused, 2, "site acme is paused: its messages would do nothing (bucketbridge "
+                             "sites resume, or pass --even-if-paused)")
+    assert queued(redis_client, "imports") == queued(redis_client, "exports") == []
+
+
+def test_enqueue_even_if_paused_queues_a_message_that_runs_for_the_paused_site(
+        env: Env, services: Services, s3: S3, redis_client: redis.Redis,
+        import_bucket: str) -> None:
+    # Given a paused site with a file waiting
+    s3.put(import_bucket, "accounts-1.csv", GOOD_CSV)
+    make_site(services, "acme", import_bucket, paused=True)
+    # When an operator enqueues a scan even if paused, and it is drained
+    result = bb(env, "enqueue", "scan", "acme", "--even-if-paused", "--json")
+    assert result.returncode == 0, result.stderr
+    sent = orjson.loads(result.stdout)
+    assert [(m["message_id"], m["kwargs"]) for m in queued(redis_client, "imports")] == [
+        (sent["message_id"], {"even_if_paused": True})]
+    assert (sent["actor"], sent["site"], sent["queue"]) == ("scan", "acme", "imports")
+    assert bb(env, "drain", "--timeout", "60").returncode == 0
+    # Then the file was imported, and the site is still paused
+    assert services.store.latest_number("acme") == 1
+    assert services.sites.get("acme").paused
+
+
 def test_enqueue_scan_for_an_unknown_site_queues_nothing(
         env: Env, redis_client: redis.Redis) -> None:
     # When a scan is enqueued for a site that is not registered
@@ -505,7 +540,9 @@ def test_status_reports_the_last_error_after_a_scan_of_a_missing_bucket(
     make_site(services, "acme", bucket)
     assert bb(env, "enqueue", "scan", "acme").returncode == 0
     drained = bb(env, "drain", "--timeout", "60")
-    assert drained.returncode == 0, drained.stderr
+    # (drain says the scan could not do its work)
+    assert drained.returncode == 1, drained.stderr
+    assert f"scan acme: bucket_error: bucket {bucket} does not exist" in drained.stderr
     # When its status is asked for
     as_json = bb(env, "status", "acme", "--json")
     human = bb(env, "status", "acme")

@@ -69,8 +69,31 @@ def test_export_that_hits_its_budget_queues_its_continuation(
     sent: list[Any] = []
     job = export_job(services, sent)
     job.shutdown_requested = lambda: True  # stops at the first checkpoint
-    assert job("acme") == "budget"
+    assert job("acme") == "interrupted"
     assert [(m.actor_name, m.args, m.kwargs) for m in sent] == [("export", ("acme",), {})]
+    assert sample(services, "bucketbridge_budget_exhausted_total", job_kind="export",
+                  site="acme") == 0
+
+
+def test_scan_stopped_by_a_shutdown_is_interrupted_not_budget_and_continues(
+        services: Services, s3: S3, site: SiteConfig) -> None:
+    # Given a file to import, and a worker that is shutting down
+    s3.put(site.import_bucket, "accounts.csv", b"Identity,Timestamp,Event\na,1700000000,E\n")
+    sent: list[Any] = []
+    job = scan_job(services, sent)
+    job.shutdown_requested = lambda: True
+    # When the scan runs
+    outcome = job("acme")
+    # Then it is "interrupted", not counted as a budget exhaustion, recorded as such, and its
+    # continuation is queued (after the lease was released: the next worker can take it)
+    assert outcome == "interrupted"
+    assert sample(services, "bucketbridge_budget_exhausted_total", job_kind="scan",
+                  site="acme") == 0
+    assert sample(services, "bucketbridge_job_duration_seconds_count", job_kind="scan",
+                  outcome="interrupted") == 1
+    assert services.statuses.read("acme", "scan").outcome == "interrupted"
+    assert [(m.actor_name, m.args, m.kwargs) for m in sent] == [("scan", ("acme",), {})]
+    assert services.redis.get("bucketbridge:lease:import:acme") is None
 
 
 def test_busy_export_lease_acks_without_work(services: Services, site: SiteConfig) -> None:
@@ -121,6 +144,14 @@ def test_paused_site_is_skipped(services: Services, site: SiteConfig) -> None:
     services.sites.set_paused("acme", True)
     assert scan_job(services, [])("acme") == "paused"
     assert export_job(services, [])("acme") == "paused"
+
+
+def test_a_message_sent_even_if_paused_runs_for_a_paused_site(
+        services: Services, s3: S3, site: SiteConfig) -> None:
+    s3.put(site.import_bucket, "accounts.csv", b"Identity,Timestamp,Event\na,1700000000,E\n")
+    services.sites.set_paused("acme", True)
+    assert scan_job(services, [])("acme", even_if_paused=True) == "done"
+    assert services.store.latest_number("acme") == 1
 
 
 def test_unknown_site_is_acked(services: Services) -> None:
