@@ -37,7 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "drain": ("producers.drain_cmd:drain",
               "Process queued messages in this process until none is left, then exit."),
     "status": ("producers.status_cmd:status",
-               "Import backlog, current file, revisions and export position of a site."),
+               "What a site is doing now: running, queued, next runs, progress, errors, export."),
     "dlq": ("producers.dlq_cmd:dlq", "Inspect, requeue or delete dead-lettered messages."),
     "files": ("producers.files_cmd:files",
               "Work with exported files: revisions/<n>.json, index.csv."),

@@ -32,7 +32,7 @@ from producers.drain import drain_queues
 from producers.output import console as make_console
 from producers.scheduler import Scheduler
 from producers.sites_cmd import render_preview
-from producers.status_cmd import site_status, status_rows
+from producers.sitestatus import site_status, status_rows
 from shared.errors import RedisUnavailable, UserError
 from shared.fleet.messages import export_message
 from shared.imports.preview import preview_file

@@ -24,5 +24,7 @@ def export_status(ledger: ExportLedger, statuses: StatusStore, site: SiteConfig,
         "last_exported_revision": state.rows[-1].number if state.rows else None,
         "last_commit_at": state.last_success_at,
         "last_run_at": last.finished_at, "last_run_outcome": last.outcome,
+        "last_success_at": last.last_success_at,
         "last_error": last.last_error, "last_error_at": last.last_error_at,
+        "last_error_resolved": last.error_resolved,
     }

@@ -12,8 +12,6 @@ joins the two for operators.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,11 +34,6 @@ NO_ACTOR_ERROR = "no actor {actor!r} in the worker that received it"
 
 def _attempts_key(namespace: str, message_id: str) -> str:
     return f"bucketbridge:dead-letter-attempts:{namespace}:{message_id}"
-
-
-def worker_name() -> str:
-    """``host:pid`` of this process, as attempts and lease holders name a worker."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,15 @@ the conditional revision write, which fences a holder that lost its lease withou
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
+from dataclasses import dataclass
 from types import TracebackType
 
+import orjson
 import redis
 from redis.exceptions import LockError, LockNotOwnedError, RedisError
 
@@ -30,14 +35,61 @@ def lease_name(job: str, site: str) -> str:
     return f"bucketbridge:lease:{job}:{site}"
 
 
+def worker_name() -> str:
+    """``host:pid`` of this process, as lease holders and failed attempts name a worker."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a lease, as its token says: which worker process, for which message, since
+    when.  (The token stays unique: it carries a random id too.)"""
+
+    worker: str = ""  # host:pid
+    message_id: str = ""
+    since: str = ""  # ISO 8601 UTC
+
+    def token(self) -> bytes:
+        return orjson.dumps({"id": uuid.uuid4().hex, "worker": self.worker,
+                             "message_id": self.message_id, "since": self.since})
+
+    @classmethod
+    def from_token(cls, raw: bytes) -> Holder:
+        """The holder a token names; an empty one for a token of another form."""
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return cls()
+        if not isinstance(data, dict):
+            return cls()
+        return cls(worker=str(data.get("worker", "")),
+                   message_id=str(data.get("message_id", "")), since=str(data.get("since", "")))
+
+
+def lease_holder(client: redis.Redis, job: str, site: str) -> tuple[Holder, float] | None:
+    """Who holds ``site``'s ``job`` lease now, and for how many more seconds unless renewed;
+    ``None`` when nobody does."""
+    try:
+        pipe = client.pipeline(transaction=False)
+        pipe.get(lease_name(job, site))
+        pipe.pttl(lease_name(job, site))
+        raw, ttl_ms = pipe.execute()
+    except RedisError as exc:
+        raise RedisUnavailable(f"Redis: {exc} (reading lease {job}/{site})") from None
+    if raw is None:
+        return None
+    return Holder.from_token(raw), max(0.0, int(ttl_ms) / 1000)
+
+
 class Lease:
     """Non-blocking lease on (job, site); use ``acquire()`` then ``with lease:``."""
 
     def __init__(self, client: redis.Redis, job: str, site: str,
-                 ttl_s: float = DEFAULT_LEASE_TTL_S) -> None:
+                 ttl_s: float = DEFAULT_LEASE_TTL_S, holder: Holder | None = None) -> None:
         self.job = job
         self.site = site
         self.ttl_s = ttl_s
+        self.holder = holder or Holder()
         # thread_local=False: the renewal thread must see the token the worker thread set.
         self._lock = client.lock(lease_name(job, site), timeout=ttl_s, blocking=False,
                                  thread_local=False)
@@ -48,7 +100,7 @@ class Lease:
     def acquire(self) -> bool:
         """Take the lease if nobody holds it; ``False`` when the site is busy."""
         try:
-            got = bool(self._lock.acquire(blocking=False))
+            got = bool(self._lock.acquire(blocking=False, token=self.holder.token()))
         except RedisError as exc:
             raise RedisUnavailable(f"cannot take lease {self.job}/{self.site}: {exc}") from None
         if got:

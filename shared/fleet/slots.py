@@ -33,6 +33,11 @@ def slot_of(site: str, now_s: float, interval_s: int) -> int:
     return int((now_s + offset_s) // interval_s)
 
 
+def slot_start_s(site: str, slot: int, interval_s: int) -> float:
+    """When ``slot`` of ``site`` begins (Unix seconds): the inverse of ``slot_of``."""
+    return float(slot * interval_s - zlib.crc32(site.encode("utf-8")) % interval_s)
+
+
 class SlotClaims:
     def __init__(self, client: RedisClient, prefix: str = DEFAULT_PREFIX) -> None:
         self.client = client

@@ -20,6 +20,12 @@ def iso_utc(unix_s: float) -> str:
     return utc_datetime(unix_s).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def iso_utc_ms(unix_s: float) -> str:
+    """ISO 8601 in UTC to the millisecond, ``2024-01-31T12:00:00.250Z``: for events whose
+    order within a second matters (a job's last error against its last success)."""
+    return utc_datetime(unix_s).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 def parse_iso_utc(text: str) -> float:
     """Unix seconds of an ISO 8601 timestamp; a missing zone means UTC.  ``ValueError`` if
     ``text`` is not one."""

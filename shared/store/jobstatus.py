@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from shared.errors import ObjectMissing
+from shared.formats.times import parse_iso_utc
 from shared.store.s3 import S3
 
 
@@ -30,6 +31,13 @@ class JobStatus:
 
     def to_json(self) -> bytes:
         return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2)
+
+    @property
+    def error_resolved(self) -> bool:
+        """Whether the last error is older than the last success (it was resolved since)."""
+        if not self.last_error or not self.last_error_at or not self.last_success_at:
+            return False
+        return parse_iso_utc(self.last_error_at) < parse_iso_utc(self.last_success_at)
 
 
 class StatusStore:

@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from dramatiq.middleware import CurrentMessage
+
 from shared.errors import BucketError, PreconditionFailed, RetryableError, SiteNotFound
-from shared.fleet.leases import DEFAULT_LEASE_TTL_S, Lease
-from shared.formats.times import iso_utc
+from shared.fleet.leases import DEFAULT_LEASE_TTL_S, Holder, Lease, worker_name
+from shared.formats.times import iso_utc, iso_utc_ms
 from shared.services import Services
 from shared.store.jobstatus import JobStatus
 from shared.store.sites import SiteConfig
@@ -193,7 +195,11 @@ class LeasedJob:
 
     def take_lease(self, site_id: str) -> Lease | None:
         """The site's lease, or ``None`` (counted) when another worker holds it."""
-        lease = Lease(self.services.redis, self.lease_job, site_id, ttl_s=self.lease_ttl_s)
+        message = CurrentMessage.get_current_message()
+        holder = Holder(worker=worker_name(), since=iso_utc(self.services.clock.now_s()),
+                        message_id=message.message_id if message is not None else "")
+        lease = Lease(self.services.redis, self.lease_job, site_id, ttl_s=self.lease_ttl_s,
+                      holder=holder)
         if lease.acquire():
             return lease
         logger.info("site=%s %s lease busy; message acked without work", site_id, self.job)
@@ -212,13 +218,14 @@ class LeasedJob:
         if error:
             _run_error.set(error)
         try:
-            now = iso_utc(svc.clock.now_s())
+            now_s = svc.clock.now_s()
+            now, precise = iso_utc(now_s), iso_utc_ms(now_s)
             previous = svc.statuses.read(site_id, self.job)
             svc.statuses.write(site_id, JobStatus(
                 job=self.job, finished_at=now, outcome=outcome,
                 last_error=error if error else previous.last_error,
-                last_error_at=now if error else previous.last_error_at,
-                last_success_at=previous.last_success_at if error else now,
+                last_error_at=precise if error else previous.last_error_at,
+                last_success_at=previous.last_success_at if error else precise,
                 details={**(previous.details or {}), **(details or {})} or None))
         except RetryableError as exc:
             logger.warning("site=%s could not record the %s status: %s", site_id, self.job, exc)

@@ -11,13 +11,8 @@ from dramatiq.middleware import Middleware
 
 from shared.clock import Clock
 from shared.errors import RedisUnavailable
-from shared.fleet.deadletters import (
-    NO_ACTOR_ERROR,
-    Attempt,
-    has_attempts,
-    record_attempt,
-    worker_name,
-)
+from shared.fleet.deadletters import NO_ACTOR_ERROR, Attempt, has_attempts, record_attempt
+from shared.fleet.leases import worker_name
 from shared.fleet.redisconn import RedisClient
 from shared.formats.times import iso_utc
 
