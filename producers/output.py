@@ -17,6 +17,10 @@ import orjson
 if TYPE_CHECKING:
     from rich.console import Console
 
+# Rich renders (a rule, a table the command draws itself) are this wide on a pipe; text is
+# never wrapped there.
+PIPED_WIDTH = 240
+
 
 def is_terminal() -> bool:
     return sys.stdout.isatty()
@@ -28,8 +32,16 @@ def console() -> Console:
 
     if is_terminal():
         return Console(highlight=False, soft_wrap=False)
-    return Console(highlight=False, soft_wrap=True, no_color=True, markup=False,
-                   emoji=False, width=10_000)
+    return Console(highlight=False, soft_wrap=True, no_color=True, emoji=False,
+                   width=PIPED_WIDTH)
+
+
+def section(title: str) -> None:
+    """A heading: a rule across a terminal, ``== title ==`` on a pipe."""
+    if is_terminal():
+        console().rule(title)
+    else:
+        click.echo(f"== {title} ==")
 
 
 def _cell(value: object) -> str:

@@ -1,72 +1,59 @@
-"""``bucketbridge sites …``: register, inspect, pause and resume sites."""
+"""``bucketbridge sites …``: register, inspect, change, pause, resume and remove sites.
+
+Every change of a site's locations (``add``, ``update``, ``remove``) checks first, shows what
+it would do, asks for confirmation (``--yes`` on a pipe) and does nothing with ``--dry-run``.
+"""
 
 from __future__ import annotations
 
 import sys
 from dataclasses import asdict, replace
-from datetime import UTC, datetime
 
 import click
 import orjson
-from rich.console import Console
 from rich.table import Table
 
 from producers.context import AppContext
+from producers.output import HelpGroup, print_json
 from producers.output import console as make_console
-from shared.errors import BadFile, BucketMissing, SiteExists, UserError
+from producers.siteprobe import pattern_text, probe, reachable, show_probe
+from shared.errors import SiteExists, UserError
+from shared.fleet.activity import running
+from shared.fleet.leases import EXPORT_LEASE, IMPORT_LEASE
 from shared.formats.names import validate_site_id
-from shared.imports.preview import Preview, preview_file
-from shared.imports.sitefiles import matching_files
-from shared.store.s3 import S3
+from shared.imports.cursor import Revisions
+from shared.services import Services
 from shared.store.sites import SiteConfig
 
 pass_app = click.make_pass_decorator(AppContext)
 
-
-def render_preview(console: Console, preview: Preview) -> None:
-    table = Table(title=f"First rows of {preview.key}", title_justify="left")
-    for name in ("Row", "Kind", "Identity", "Time (UTC)", "Event / Alias", "Properties"):
-        table.add_column(name, overflow="fold")
-    for row in preview.rows:
-        if row.line is None:
-            table.add_row(str(row.record), "[red]rejected[/red]", "", "", "", row.reason or "")
-            continue
-        line = row.line
-        t = line.get("_t")
-        when = datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%d %H:%M:%S") if t else ""
-        props = ", ".join(f"{k}={v}" for k, v in line.items() if not k.startswith("_"))
-        name = line.get("_n") or (f"→ {line['_p2']}" if "_p2" in line else "")
-        table.add_row(str(row.record), row.kind, str(line["_p"]), when, str(name), props)
-    console.print(table)
-    console.print(f"Columns: {', '.join(preview.columns.names)}")
+dry_run_option = click.option("--dry-run", is_flag=True,
+                              help="Check and show what would be done; change nothing.")
+yes_option = click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+force_option = click.option("--force", is_flag=True,
+                            help="Go on although the files cannot be imported as they are.")
+allow_empty_option = click.option("--allow-empty", is_flag=True,
+                                  help="Accept an import location without any file yet.")
 
 
-def _load_preview(s3: S3, site: SiteConfig) -> tuple[Preview, int]:
-    files = matching_files(s3, site)
-    if not files:
-        exts = " or ".join(f"{site.pattern.folder}{site.pattern.stem}*{e}"
-                           for e in site.pattern.extensions)
-        raise UserError(f"no file matching {exts} in s3://{site.import_bucket}")
-    try:
-        return preview_file(s3, site.import_bucket, files[0]), len(files)
-    except BadFile as exc:
-        raise UserError(f"{files[0].key} cannot be imported: {exc.reason}") from None
+def confirm(question: str, *, yes: bool, problem: str | None = None,
+            force: bool = False) -> None:
+    """Ask ``question`` (``--yes`` answers it); a ``problem`` must be accepted knowingly:
+    ``--force``, or an interactive confirmation that names it."""
+    interactive = sys.stdin.isatty()
+    if problem and not force:
+        if yes or not interactive:
+            raise UserError(f"{problem}: fix the files, or pass --force to go on anyway")
+        click.confirm(f"{problem}. {question.rstrip('?')} anyway?", default=False, abort=True)
+        return
+    if yes:
+        return
+    if not interactive:
+        raise UserError("confirmation needed: run in a terminal or pass --yes")
+    click.confirm(question, abort=True)
 
 
-def _reachable(app: AppContext, config: SiteConfig) -> S3:
-    """The site's access, once its buckets answered with it.  A bucket that does not exist
-    was mistyped (``UserError``); one that exists but refuses us is ``AccessDenied``."""
-    s3 = app.services.access.for_site(config)
-    try:
-        s3.check_bucket(config.import_bucket)
-        if config.export_bucket:
-            s3.check_bucket(config.export_bucket)
-    except BucketMissing as exc:
-        raise UserError(str(exc)) from None
-    return s3
-
-
-@click.group()
+@click.group(cls=HelpGroup)
 def sites() -> None:
     """Register and manage sites."""
 
@@ -79,31 +66,35 @@ def sites() -> None:
 @click.option("--export-prefix", default="", help="Key prefix inside the export bucket.")
 @click.option("--role-arn", default=None, help="Role to assume for this site's buckets.")
 @click.option("--external-id", default=None, help="External id for --role-arn.")
+@allow_empty_option
+@force_option
+@dry_run_option
 @click.option("--yes", is_flag=True, help="Activate without asking for confirmation.")
 @pass_app
 def add(app: AppContext, site: str, import_bucket: str, base_filename: str,
         export_bucket: str | None, export_prefix: str, role_arn: str | None,
-        external_id: str | None, yes: bool) -> None:
-    """Check a site's bucket and files, preview its first file, and activate it."""
+        external_id: str | None, allow_empty: bool, force: bool, dry_run: bool,
+        yes: bool) -> None:
+    """Check a site's buckets and files, preview its first file, and activate it."""
     config = SiteConfig(site_id=site, import_bucket=import_bucket, base_filename=base_filename,
                         export_bucket=export_bucket, export_prefix=export_prefix,
                         role_arn=role_arn, external_id=external_id)
     svc = app.services
     if svc.sites.exists(site):
         raise SiteExists(f"site {site} exists already")
-    s3 = _reachable(app, config)
-    preview, count = _load_preview(s3, config)
-    console = make_console()
-    render_preview(console, preview)
-    console.print(f"{count} file(s) waiting in s3://{import_bucket}; files are imported in "
-                  "byte order of their names.")
-    if not yes:
-        if not sys.stdin.isatty():
-            raise UserError("confirmation needed: run in a terminal or pass --yes")
-        click.confirm(f"Activate site {site}?", abort=True)
+    found = probe(reachable(svc.access, config), config)
+    show_probe(found, config, allow_empty=allow_empty)
+    # Issue 9 checks here that no other site claims these locations.
+    if dry_run:
+        if found.problem():
+            click.echo(f"problem: {found.problem()} (--force would accept it)")
+        click.echo(f"dry run: site {site} would be registered; nothing changed")
+        return
+    confirm(f"Activate site {site}?", yes=yes, problem=found.problem(), force=force)
     svc.sites.create(config)
-    console.print(f"Site {site} is active; the scheduler publishes its first scan on its next "
-                  "tick (or run: bucketbridge enqueue scan " f"{site}).")
+    first = "when its first file arrives" if not found.files else "on its next tick"
+    click.echo(f"Site {site} is active; the scheduler publishes its first scan {first} (or "
+               f"run: bucketbridge enqueue scan {site}).")
 
 
 @sites.command("preview")
@@ -113,10 +104,11 @@ def preview(app: AppContext, site: str) -> None:
     """Show the events and properties the next file would import."""
     svc = app.services
     config = svc.sites.get(validate_site_id(site))
-    p, count = _load_preview(svc.access.for_site(config), config)
-    console = make_console()
-    render_preview(console, p)
-    console.print(f"{count} file(s) waiting.")
+    found = probe(svc.access.for_site(config), config)
+    show_probe(found, config, allow_empty=False)
+    problem = found.problem()
+    if problem:
+        raise UserError(problem)
 
 
 @sites.command("list")
@@ -138,19 +130,44 @@ def list_sites(app: AppContext, as_json: bool) -> None:
     make_console().print(table)
 
 
+def _unfinished_import(svc: Services, site: str) -> str | None:
+    """The file whose import stopped part-way, as a problem a location change would cause."""
+    cursor = Revisions(svc.store, svc.tail_cache).cursor(site)
+    meta = cursor.meta
+    if meta is None or meta.ends_file:
+        return None
+    return (f"the import of {meta.source_key} stopped at record {meta.record_end} (revision "
+            f"{meta.number}); with the new location the rest of it is never imported and the "
+            "file is reported as failed")
+
+
+def _refuse_if_running(svc: Services, site: str, what: str) -> None:
+    for run in running(svc.redis, site, (IMPORT_LEASE, EXPORT_LEASE)):
+        raise UserError(f"an {run.job} of site {site} is running on {run.worker or '?'} since "
+                        f"{run.since}: pause the site (bucketbridge sites pause {site}) and "
+                        f"{what} once it stopped")
+
+
 @sites.command("update")
 @click.argument("site")
+@click.option("--import-bucket", default=None, help="Take the site's files from this bucket.")
+@click.option("--base-filename", default=None, help="New base name, e.g. accounts.csv.")
 @click.option("--export-bucket", default=None, help="Start exporting to this bucket.")
 @click.option("--export-prefix", default=None, help="Key prefix inside the export bucket.")
 @click.option("--no-export", is_flag=True, help="Stop exporting (what was exported stays).")
 @click.option("--role-arn", default=None, help="Role to assume for this site's buckets.")
 @click.option("--external-id", default=None, help="External id for --role-arn.")
 @click.option("--no-role", is_flag=True, help="Use the fleet's own credentials again.")
+@allow_empty_option
+@force_option
+@dry_run_option
+@click.option("--yes", is_flag=True, help="Change the import location without asking.")
 @pass_app
-def update(app: AppContext, site: str, export_bucket: str | None, export_prefix: str | None,
-           no_export: bool, role_arn: str | None, external_id: str | None,
-           no_role: bool) -> None:
-    """Change how an existing site is exported and reached; checks the buckets first."""
+def update(app: AppContext, site: str, import_bucket: str | None, base_filename: str | None,
+           export_bucket: str | None, export_prefix: str | None, no_export: bool,
+           role_arn: str | None, external_id: str | None, no_role: bool, allow_empty: bool,
+           force: bool, dry_run: bool, yes: bool) -> None:
+    """Change a site's locations or role, with the same checks as add."""
     if no_export and (export_bucket or export_prefix is not None):
         raise UserError("--no-export goes alone, without --export-bucket or --export-prefix")
     if no_role and (role_arn or external_id):
@@ -158,6 +175,10 @@ def update(app: AppContext, site: str, export_bucket: str | None, export_prefix:
     svc = app.services
     current = svc.sites.get(validate_site_id(site))
     changes: dict[str, object] = {}
+    if import_bucket is not None:
+        changes["import_bucket"] = import_bucket
+    if base_filename is not None:
+        changes["base_filename"] = base_filename
     if export_bucket is not None:
         changes["export_bucket"] = export_bucket
     if export_prefix is not None:
@@ -169,12 +190,87 @@ def update(app: AppContext, site: str, export_bucket: str | None, export_prefix:
     if no_role:
         changes.update(role_arn=None, external_id=None)
     if not changes:
-        raise UserError("nothing to change: give --export-bucket, --export-prefix, "
-                         "--no-export, --role-arn/--external-id or --no-role")
+        raise UserError("nothing to change: give --import-bucket, --base-filename, "
+                        "--export-bucket, --export-prefix, --no-export, "
+                        "--role-arn/--external-id or --no-role")
     wanted = replace(current, **changes)  # type: ignore[arg-type]  # validated by SiteConfig
-    _reachable(app, wanted)
+    s3 = reachable(svc.access, wanted)
+    moved = (wanted.import_bucket, wanted.pattern) != (current.import_bucket, current.pattern)
+    problem = None
+    if moved:
+        _refuse_if_running(svc, site, "change its import location")
+        found = probe(s3, wanted)
+        show_probe(found, wanted, allow_empty=allow_empty)
+        problem = found.problem() or _unfinished_import(svc, site)
+        # Issue 9 checks here that no other site claims the new import location.
+    if dry_run:
+        for name, value in changes.items():
+            click.echo(f"{name}: {getattr(current, name)!r} -> {value!r}")
+        if problem:
+            click.echo(f"problem: {problem} (--force would accept it)")
+        click.echo(f"dry run: site {site} would be changed; nothing changed")
+        return
+    if moved:
+        confirm(f"Import site {site}'s files from s3://{wanted.import_bucket}/"
+                f"{pattern_text(wanted)}?", yes=yes, problem=problem, force=force)
     updated = svc.sites.update(site, lambda c: replace(c, **changes))  # type: ignore[arg-type]
-    click.echo(orjson.dumps(asdict(updated), option=orjson.OPT_INDENT_2).decode())
+    print_json(asdict(updated))
+
+
+@sites.command("remove")
+@click.argument("site")
+@click.option("--purge-data", is_flag=True,
+              help="Also delete the site's revisions, export ledger and statuses for good.")
+@dry_run_option
+@yes_option
+@pass_app
+def remove(app: AppContext, site: str, purge_data: bool, dry_run: bool, yes: bool) -> None:
+    """Stop and unregister a site; its revisions are kept unless --purge-data."""
+    svc = app.services
+    config = svc.sites.get(validate_site_id(site))
+    store = svc.settings.store_bucket
+    prefix = f"sites/{site}/"
+    revisions = svc.store.latest_number(site)
+    if purge_data:
+        _refuse_if_running(svc, site, "remove it")
+    click.echo(f"site {site}: no more scans or exports are scheduled; queued messages for it "
+               "are acked without work")
+    export = f", export s3://{config.export_bucket}/{config.export_prefix}" \
+        if config.export_bucket else ""
+    click.echo(f"releases its locations: import s3://{config.import_bucket}/"
+               f"{pattern_text(config)}{export}")
+    if purge_data:
+        click.echo(f"deletes its {revisions} revision(s), export ledger and statuses: "
+                   f"s3://{store}/{prefix}")
+    else:
+        click.echo(f"keeps its {revisions} revision(s), export ledger and statuses in "
+                   f"s3://{store}/{prefix} (--purge-data deletes them)")
+    for run in running(svc.redis, site, (IMPORT_LEASE, EXPORT_LEASE)):
+        click.echo(f"warning: an {run.job} of the site is running on {run.worker or '?'}; it "
+                   "finishes its run", err=True)
+    if dry_run:
+        click.echo(f"dry run: site {site} would be removed; nothing changed")
+        return
+    question = (f"Remove site {site} and delete its {revisions} revision(s) for good?"
+                if purge_data else f"Remove site {site}?")
+    confirm(question, yes=yes)
+    svc.sites.delete(site)
+    _release_locations(svc, config)
+    svc.tail_cache.forget(site)
+    svc.tail_cache.forget_cursor(site)
+    if purge_data:
+        deleted = 0
+        for info in list(svc.store_s3.list(store, prefix)):
+            svc.store_s3.delete(store, info.key)
+            deleted += 1
+        click.echo(f"site {site} removed, {deleted} object(s) of its data deleted")
+    else:
+        click.echo(f"site {site} removed; its data stays in s3://{store}/{prefix}")
+
+
+def _release_locations(svc: Services, config: SiteConfig) -> None:
+    """Free the site's import and export locations for other sites.  (Issue 9's location
+    claims are released here; until then a location belongs to no one.)"""
 
 
 @sites.command("show")

@@ -108,6 +108,12 @@ class SiteRegistry:
             return updated
         raise PreconditionFailed(f"site {site} kept changing under us; try again")
 
+    def delete(self, site: str) -> None:
+        """Remove the site's configuration: the scheduler and the jobs no longer see it.
+        Its data (revisions, ledger, statuses) stays under ``sites/<site>/``."""
+        self.get(site)  # SiteNotFound when there is none
+        self.s3.delete(self.bucket, site_config_key(site))
+
     def set_paused(self, site: str, paused: bool) -> SiteConfig:
         return self.update(site, lambda c: replace(c, paused=paused))
 

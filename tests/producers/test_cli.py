@@ -9,7 +9,10 @@ error is one line on stderr (``bucketbridge: error: …``), never a traceback fo
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
+import sys
+import urllib.request
 import uuid
 from typing import Any
 
@@ -21,7 +24,7 @@ from shared.services import Services
 from shared.store.revisions import revision_key
 from shared.store.s3 import S3
 from shared.store.sites import SiteConfig
-from tests.conftest import CliResult, Env, invoke_cli, run_cli
+from tests.conftest import REPO, CliResult, Env, invoke_cli, run_cli
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -29,6 +32,7 @@ GOOD_CSV = (b"Identity,Timestamp,Event,Prop:Plan\n"
             b"alice,1704067200,Signed Up,pro\n"
             b"bob,1704070800,Paid,\n")
 NO_IDENTITY_CSV = b"Name,Timestamp,Event\nalice,1704067200,Signed Up\n"
+PREVIEW_HEADER = ["Row", "Kind", "Identity", "Time (UTC)", "Event / Alias", "Properties"]
 SITE_ID_RULE = ("use 1-40 lowercase letters, digits and dashes, starting and ending with a "
                 "letter or digit")
 
@@ -111,12 +115,13 @@ def test_sites_add_with_yes_previews_the_first_file_and_activates_the_site(
     lines = result.stdout.splitlines()
     assert lines[0].strip() == "First rows of accounts-1.csv"
     assert table_rows(result.stdout) == [
+        PREVIEW_HEADER,
         ["1", "event", "alice", "2024-01-01 00:00:00", "Signed Up", "Plan=pro"],
         ["2", "event", "bob", "2024-01-01 01:00:00", "Paid", ""],
     ]
     assert "Columns: Identity, Timestamp, Event, Prop:Plan" in lines
-    assert (f"2 file(s) waiting in s3://{import_bucket}; files are imported in byte order of "
-            "their names.") in lines
+    assert (f"2 file(s) ({2 * len(GOOD_CSV)} bytes) waiting in s3://{import_bucket}; files are "
+            "imported in byte order of their names.") in lines
     assert lines[-1] == ("Site acme is active; the scheduler publishes its first scan on its "
                          "next tick (or run: bucketbridge enqueue scan acme).")
     assert services.sites.get("acme") == SiteConfig(
@@ -198,11 +203,12 @@ def test_sites_add_fails_when_no_file_matches(
                 "--base-filename", "accounts.csv", "--yes")
     # Then one line says which files were looked for, where
     assert_error(result, 2, "no file matching accounts*.csv or accounts*.csv.gz in "
-                            f"s3://{import_bucket}")
+                            f"s3://{import_bucket} (pass --allow-empty to register the site "
+                            "before its first upload)")
     assert not services.sites.exists("acme")
 
 
-def test_sites_add_fails_when_the_first_file_cannot_be_imported(
+def test_sites_add_warns_of_a_bad_first_file_when_a_later_one_is_valid(
         env: Env, services: Services, s3: S3, import_bucket: str) -> None:
     # Given a first file (in byte order) without an Identity column and a good second one
     s3.put(import_bucket, "accounts-1.csv", NO_IDENTITY_CSV)
@@ -210,9 +216,31 @@ def test_sites_add_fails_when_the_first_file_cannot_be_imported(
     # When the site is added
     result = bb(env, "sites", "add", "acme", "--import-bucket", import_bucket,
                 "--base-filename", "accounts.csv", "--yes")
-    # Then one line names the file and the reason
-    assert_error(result, 2, "accounts-1.csv cannot be imported: header has no Identity column")
+    # Then a warning names the file and the reason, the good file is previewed, the site added
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "warning: accounts-1.csv cannot be imported: header has no Identity column (the fleet "
+        "will move it to failed_imports/ with a report and go on with the next file)"]
+    assert "First rows of accounts-2.csv" in result.stdout.splitlines()
+    assert services.sites.exists("acme")
+
+
+def test_sites_add_refuses_when_no_file_can_be_imported_unless_forced(
+        env: Env, services: Services, s3: S3, import_bucket: str) -> None:
+    # Given only a file without an Identity column
+    s3.put(import_bucket, "accounts-1.csv", NO_IDENTITY_CSV)
+    common = ["sites", "add", "acme", "--import-bucket", import_bucket, "--base-filename",
+              "accounts.csv", "--yes"]
+    # When the site is added, it is refused with one line naming the problem
+    refused = bb(env, *common)
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines()[-1] == (
+        "bucketbridge: error: none of the first 1 file(s) can be imported (accounts-1.csv: "
+        "header has no Identity column): fix the files, or pass --force to go on anyway")
     assert not services.sites.exists("acme")
+    # And with --force it is registered
+    assert bb(env, *common, "--force").returncode == 0
+    assert services.sites.exists("acme")
 
 
 def test_sites_add_refuses_a_site_that_exists_already(
@@ -264,10 +292,13 @@ def test_sites_preview_shows_the_next_file(
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0].strip() == "First rows of accounts-1.csv"
     assert table_rows(result.stdout) == [
+        PREVIEW_HEADER,
         ["1", "event", "alice", "2024-01-01 00:00:00", "Signed Up", "Plan=pro"],
         ["2", "event", "bob", "2024-01-01 01:00:00", "Paid", ""],
     ]
-    assert result.stdout.splitlines()[-1] == "2 file(s) waiting."
+    assert result.stdout.splitlines()[-1] == (
+        f"2 file(s) ({len(GOOD_CSV) + 30} bytes) waiting in s3://{import_bucket}; files are "
+        "imported in byte order of their names.")
 
 
 @pytest.mark.parametrize("command", [["sites", "preview"], ["sites", "show"],
@@ -582,28 +613,67 @@ def test_export_then_reexport_through_the_cli(
 # -- demo, settings, Redis --------------------------------------------------------------------
 
 
-def test_demo_runs_the_whole_flow_and_prints_the_metrics_url(env: Env) -> None:
-    # When the demo runs (it brings its own S3 endpoint)
+def test_demo_runs_the_whole_flow_and_leaves_nothing_in_redis(
+        env: Env, redis_client: redis.Redis) -> None:
+    # When the demo runs (it brings its own S3 endpoint) on the user's Redis
     result = bb_process(env, "demo", timeout_s=90)
-    # Then it ends well, shows the imported result and where the metrics are served
+    # Then it ends well and shows the imported result and its metrics
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert re.search(r"metrics are served at http://127\.0\.0\.1:\d+/metrics", out), out
     assert 'bucketbridge_import_rows_total{site="demo"} 7.0' in out.splitlines()
     assert "revisions: 3" in [line.strip() for line in out.splitlines()]
-    # And nothing went wrong on the way
+    # And it promises no URL that is dead once it exits, but says how to explore
+    assert "http://" not in out.split("== 6. metrics ==")[1]
+    assert "run bucketbridge demo --keep-running to explore them" in out
+    # And nothing went wrong on the way, and nothing is left in the user's Redis
     assert "Traceback" not in result.stderr, result.stderr
     assert " ERROR " not in result.stderr, result.stderr
+    assert redis_client.keys("*") == []
 
 
-def test_demo_with_metrics_port_0_serves_metrics_on_a_free_port(env: Env) -> None:
-    # Given BUCKETBRIDGE_METRICS_PORT=0, which the settings accept ("any free port")
-    # When the demo runs
-    result = bb_process(env, "demo", timeout_s=90, BUCKETBRIDGE_METRICS_PORT="0")
-    # Then it reports the port actually bound, not port 0
-    assert result.returncode == 0, result.stderr[-2000:]
-    match = re.search(r"metrics are served at http://127\.0\.0\.1:(\d+)/metrics", result.stdout)
-    assert match and int(match.group(1)) > 0, result.stdout
+def test_demo_keep_running_says_how_to_reach_what_it_built_until_ctrl_c(
+        env: Env, redis_client: redis.Redis) -> None:
+    # When the demo runs with --keep-running (metrics on any free port)
+    proc = subprocess.Popen([sys.executable, "-m", "producers", "demo", "--keep-running"],
+                            cwd=REPO, env=env.as_dict(BUCKETBRIDGE_METRICS_PORT="0",
+                                                      COLUMNS="200"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines: list[str] = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith("Press Ctrl-C"):
+                break
+        text = "\n".join(lines)
+        # Then it names the metrics URL, the store bucket and the environment to export
+        url = re.search(r"^metrics: +(http://127\.0\.0\.1:(\d+)/metrics)$", text, re.MULTILINE)
+        assert url and int(url.group(2)) > 0, text
+        assert re.search(r"^store bucket: s3://demo-store-\w+ ", text, re.MULTILINE), text
+        exported = dict(re.findall(r"^  export (\w+)=(.*)$", text, re.MULTILINE))
+        assert set(exported) >= {"AWS_ENDPOINT_URL_S3", "BUCKETBRIDGE_STORE_BUCKET",
+                                 "BUCKETBRIDGE_REDIS_URL", "AWS_ACCESS_KEY_ID"}
+        # And what it says works: the metrics answer, and the CLI pointed there sees the site
+        with urllib.request.urlopen(url.group(1), timeout=5) as response:
+            assert b'bucketbridge_import_rows_total{site="demo"} 7.0' in response.read()
+        shown = subprocess.run([sys.executable, "-m", "producers", "status", "demo", "--json"],
+                               cwd=REPO, env={**env.as_dict(), **exported}, capture_output=True,
+                               text=True, timeout=60, check=False)
+        assert shown.returncode == 0, shown.stderr
+        assert orjson.loads(shown.stdout)["import"]["revisions"] == 3
+        # When the user presses Ctrl-C
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # Then it ends cleanly, takes its endpoint down and leaves nothing in Redis
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err, err
+    with pytest.raises(OSError):
+        urllib.request.urlopen(url.group(1), timeout=2)
+    assert redis_client.keys("*") == []
 
 
 @pytest.mark.parametrize(("variable", "value", "message"), [
