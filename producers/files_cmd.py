@@ -19,6 +19,7 @@ import click
 
 from producers.context import AppContext
 from producers.files_io import Feedback, output
+from producers.output import HelpGroup
 from shared.errors import RetryableError, UserError
 from shared.filetools.aliases import filter_identity
 from shared.filetools.convert import compile_lines, split_aliases, to_json_array
@@ -72,7 +73,7 @@ def output_option(f: F) -> F:
                              "of standard output.")(f)
 
 
-@click.group()
+@click.group(cls=HelpGroup)
 def files() -> None:
     """Work with exported files: revisions/<n>.json, index.csv.
 

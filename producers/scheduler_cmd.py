@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import signal
 import threading
+from dataclasses import asdict
 from types import FrameType
 
 import click
+import orjson
 from prometheus_client import start_http_server
 
 from producers.context import AppContext
@@ -24,12 +26,17 @@ def build_scheduler(app: AppContext) -> Scheduler:
 
 @click.command()
 @click.option("--once", is_flag=True, help="Publish what is due now and exit.")
+@click.option("--json", "as_json", is_flag=True, help="With --once: print what was published "
+              "as JSON.")
 @pass_app
-def scheduler(app: AppContext, once: bool) -> None:
+def scheduler(app: AppContext, once: bool, as_json: bool) -> None:
     """Publish the scan and export messages that are due."""
     sched = build_scheduler(app)
     if once:
         published = sched.tick()
+        if as_json:
+            click.echo(orjson.dumps([asdict(p) for p in published]).decode())
+            return
         for p in published:
             click.echo(f"published {p.job} {p.site} (slot {p.slot})")
         click.echo(f"{len(published)} message(s) published")

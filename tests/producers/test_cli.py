@@ -663,7 +663,7 @@ def test_demo_keep_running_says_how_to_reach_what_it_built_until_ctrl_c(
         assert orjson.loads(shown.stdout)["import"]["revisions"] == 3
         # When the user presses Ctrl-C
         proc.send_signal(signal.SIGINT)
-        rest, err = proc.communicate(timeout=30)
+        _rest, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
