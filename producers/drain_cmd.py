@@ -53,6 +53,22 @@ def _stop_on_signals(stop: threading.Event, runtime: Runtime) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+@contextmanager
+def _quiet_unless(verbose: bool) -> Iterator[None]:
+    """Failures are summed up at the end, one line each: the workers' and dramatiq's own
+    lines (tracebacks) only with -v."""
+    loggers = [logging.getLogger(name) for name in ("dramatiq", "workers")]
+    levels = [logger.level for logger in loggers]
+    if not verbose:
+        for logger in loggers:
+            logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 class _ProgressLine:
     """``drain: 3 done, 1 failed, 5 queued; in hand: scan acme`` on a terminal's stderr."""
 
@@ -106,16 +122,13 @@ def _failure_line(o: MessageOutcome) -> str:
 def drain(app: AppContext, timeout_s: float | None, threads: int, as_json: bool) -> None:
     """Process queued messages in this process until none is left, then exit."""
     check(app.services.redis)  # fail with one line before dramatiq's threads start logging
-    if not app.verbose:
-        # Failures are summed up below, one line each; dramatiq's tracebacks only with -v.
-        for name in ("dramatiq", "workers"):
-            logging.getLogger(name).setLevel(logging.CRITICAL)
     runtime = Runtime.build(app.services)
     outcomes = MessageOutcomes()
     runtime.broker.add_middleware(outcomes)
     stop = threading.Event()
     timed_out: DrainTimeout | None = None
-    with _stop_on_signals(stop, runtime), _ProgressLine(outcomes) as line:
+    with _quiet_unless(app.verbose), _stop_on_signals(stop, runtime), \
+            _ProgressLine(outcomes) as line:
         try:
             end = drain_queues(runtime.broker, timeout_s, worker_threads=threads, stop=stop,
                                on_progress=line.update)

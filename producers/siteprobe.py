@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 
@@ -34,6 +35,16 @@ class Probe:
     def all_rejected(self) -> bool:
         return self.preview is not None and bool(self.preview.rows) and all(
             row.line is None for row in self.preview.rows)
+
+    def as_json(self) -> dict[str, Any]:
+        preview = None
+        if self.preview is not None:
+            preview = {"key": self.preview.key, "columns": list(self.preview.columns.names),
+                       "rows": [{"record": r.record, "kind": r.kind, "line": r.line,
+                                 "reason": r.reason} for r in self.preview.rows]}
+        return {"files": [{"key": f.key, "size_bytes": f.size_bytes} for f in self.files],
+                "unimportable": [{"key": k, "reason": r} for k, r in self.bad],
+                "preview": preview, "problem": self.problem()}
 
     def problem(self) -> str | None:
         """What should stop an activation, unless forced."""

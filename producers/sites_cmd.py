@@ -99,12 +99,16 @@ def add(app: AppContext, site: str, import_bucket: str, base_filename: str,
 
 @sites.command("preview")
 @click.argument("site")
+@click.option("--json", "as_json", is_flag=True, help="Print the files and the preview as JSON.")
 @pass_app
-def preview(app: AppContext, site: str) -> None:
+def preview(app: AppContext, site: str, as_json: bool) -> None:
     """Show the events and properties the next file would import."""
     svc = app.services
     config = svc.sites.get(validate_site_id(site))
     found = probe(svc.access.for_site(config), config)
+    if as_json:
+        print_json(found.as_json())
+        return
     show_probe(found, config, allow_empty=False)
     problem = found.problem()
     if problem:

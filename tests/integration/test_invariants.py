@@ -589,9 +589,9 @@ def test_a_writer_fenced_off_leaves_the_bad_row_report_of_the_revision_intact(
     source = Source("accounts-1.csv", "a", 30_050, bad_every=100)
     upload(s3, site, [source])
     bucket = env.settings.store_bucket
-    # When the rightful writer commits revisions 1..3 and stops at its budget
+    # When the rightful writer commits revisions 1..3 and is asked to stop
     writer = processes.python("writer", SCAN_WITHOUT_LEASE, "0", "5000", "2")
-    assert outcome(writer) == "budget"
+    assert outcome(writer) == "interrupted"
     assert EventStore(s3, bucket).latest_number(SITE) == 3
     # And a zombie (it read "no revision yet", stalled and lost its lease) wakes up and commits
     # what it converted up to its first checkpoint

@@ -246,3 +246,18 @@ def test_site_config_is_what_sites_show_prints(
     registered(env, s3, import_bucket)
     shown = orjson.loads(bb(env, "sites", "show", "acme").stdout)
     assert SiteConfig(**shown) == services.sites.get("acme")
+
+
+def test_preview_json_names_the_files_the_unimportable_ones_and_the_rows(
+        env: Env, services: Services, s3: S3, import_bucket: str) -> None:
+    s3.put(import_bucket, "accounts-1.csv", b"Name\nx\n")
+    registered(env, s3, import_bucket)  # accounts-1.csv is replaced by a good file here
+    s3.put(import_bucket, "accounts-0.csv", b"Name\nx\n")
+    result = bb(env, "sites", "preview", "acme", "--json")
+    assert result.returncode == 0, result.stderr
+    data = orjson.loads(result.stdout)
+    assert [f["key"] for f in data["files"]] == ["accounts-0.csv", "accounts-1.csv"]
+    assert [u["key"] for u in data["unimportable"]] == ["accounts-0.csv"]
+    assert data["preview"]["key"] == "accounts-1.csv"
+    assert [r["line"]["_p"] for r in data["preview"]["rows"]] == ["a", "b"]
+    assert data["problem"] is None

@@ -249,7 +249,7 @@ def test_budget_stop_commits_what_was_copied(fx: Fixture) -> None:
     calls = iter([False, True])
     result = fx.cycle(should_stop=lambda: next(calls, True))
     # Then what it copied is committed, and the next run goes on from there
-    assert result.outcome == "budget" and result.exported == list(range(1, COPY_WINDOW + 1))
+    assert result.outcome == "interrupted" and result.exported == list(range(1, COPY_WINDOW + 1))
     assert ExportLedger(fx.s3, fx.services.settings.store_bucket).load("acme").position == \
         COPY_WINDOW
     assert fx.cycle().exported == list(range(COPY_WINDOW + 1, total + 1))

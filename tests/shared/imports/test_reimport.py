@@ -307,7 +307,7 @@ def test_the_recurring_import_goes_on_after_a_reimport(
                         services.clock, services.metrics,
                         Limits(max_events_per_revision=10))
     first = importer.scan(site, s3, budget_s=60, should_stop=lambda: len(stored(services)) >= 1)
-    assert first.outcome == "budget" and first.next_record == 21
+    assert first.outcome == "interrupted" and first.next_record == 21
     # And a reimport that wrote revisions above it
     lines = events(15)
     inp, checked, _ = make_file(tmp_path, lines)

@@ -62,7 +62,7 @@ def test_budget_stops_with_progress_committed_and_next_scan_resumes(
 
     # When the scan must stop after a few checkpoints
     first = imp.scan(site, s3, budget_s=300, should_stop=lambda: next(stops, True))
-    assert first.outcome == "budget"
+    assert first.outcome == "interrupted"  # asked to stop, not its budget
     assert first.current_file == "accounts.csv"
     done_so_far = sum(len(r) for r in revisions(s3, services, "acme"))
     assert 0 < done_so_far < 10_000
@@ -140,7 +140,7 @@ def test_a_run_stopped_on_the_last_record_finishes_the_file_next_time(
     # Given a run that stops at its check on the file's last record (checks come every 2048)
     stops = iter([False, True])
     first = imp.scan(site, s3, budget_s=30, should_stop=lambda: next(stops, True))
-    assert first.outcome == "budget" and first.rows_imported == 2048
+    assert first.outcome == "interrupted" and first.rows_imported == 2048
     # When the next scan finds nothing left to read
     second = imp.scan(site, s3, budget_s=30)
     # Then the file is finished and moved, its rows imported exactly once
