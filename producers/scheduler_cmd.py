@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from dataclasses import asdict
@@ -41,6 +42,9 @@ def scheduler(app: AppContext, once: bool, as_json: bool) -> None:
             click.echo(f"published {p.job} {p.site} (slot {p.slot})")
         click.echo(f"{len(published)} message(s) published")
         return
+    # A long-running service logs what it does (INFO), like the workers; -v still adds DEBUG.
+    root = logging.getLogger()
+    root.setLevel(min(root.level, logging.INFO))
     server, _ = start_http_server(app.settings.metrics_port,
                                   registry=app.services.metrics.registry)
     stop = threading.Event()
