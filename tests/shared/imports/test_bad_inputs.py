@@ -237,7 +237,8 @@ def test_bad_rows_of_a_file_imported_over_two_scans_are_reported_once(
     # When a first scan stops after its first revision and a second one finishes
     first = scan(services, s3, site, should_stop=stop_after_first_checkpoint(),
                  max_events_per_revision=2)
-    assert (first.outcome, first.current_file, first.next_record) == ("interrupted", "accounts.csv", 4)
+    assert (first.outcome, first.current_file, first.next_record) == (
+        "interrupted", "accounts.csv", 4)
     second = scan(services, s3, site, max_events_per_revision=2)
     # Then every good row is imported once, in order
     assert second.files_completed == ["accounts.csv"]
@@ -454,7 +455,8 @@ def start_import(s3: S3, services: Services, site: SiteConfig) -> None:
     s3.put(site.import_bucket, "accounts-1.csv", good_file(1, 2, 3, 4, 5, 6))
     first = scan(services, s3, site, should_stop=stop_after_first_checkpoint(),
                  max_events_per_revision=2)
-    assert (first.outcome, first.current_file, first.next_record) == ("interrupted", "accounts-1.csv", 3)
+    assert (first.outcome, first.current_file, first.next_record) == (
+        "interrupted", "accounts-1.csv", 3)
     assert imported(s3, services) == [line(1), line(2)]
 
 
