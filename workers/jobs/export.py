@@ -72,9 +72,10 @@ class ExportJob(LeasedJob):
         self.report(site_id, outcome, self._details(result, success=True), None)
         logger.info("site=%s export %s: %d revisions copied, position %d of %d", site_id,
                     outcome, len(result.exported), result.position, result.total_revisions)
-        if outcome in UNFINISHED_OUTCOMES:
+        if outcome is JobOutcome.INTERRUPTED or (outcome in UNFINISHED_OUTCOMES
+                                                  and result.exported):
             # The rest of the cycle (or of the re-exported range) goes on at once, behind the
-            # messages already queued.
+            # messages already queued (not after a run that copied nothing: no busy loop).
             return WorkDone(outcome, export_message(site_id, cutoff=cutoff,
                                                     first=result.next_first, last=last)
                             if first is not None else export_message(site_id, cutoff=cutoff))

@@ -51,9 +51,11 @@ class ScanJob(LeasedJob):
         logger.info("site=%s scan %s: %d rows, %d revisions, %d files done, %d failed, "
                     "%d waiting", site.site_id, outcome, result.rows_imported, result.revisions,
                     len(result.files_completed), len(result.files_failed), result.backlog_files)
-        if outcome in UNFINISHED_OUTCOMES:
+        progressed = bool(result.revisions or result.files_completed or result.files_failed)
+        if outcome is JobOutcome.INTERRUPTED or (outcome in UNFINISHED_OUTCOMES and progressed):
             # Work is left: go on at once, behind the messages already queued (a paused site's
-            # continuation is skipped, like any of its messages).
+            # continuation is skipped, like any of its messages).  A run whose budget ran out
+            # before it got anywhere does not: the next slot tries again, no busy loop.
             return WorkDone(outcome, scan_message(site.site_id))
         return outcome
 

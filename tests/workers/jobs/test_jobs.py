@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -138,6 +139,15 @@ def test_scan_of_missing_import_bucket_records_the_error(
     assert status.last_error and "does not exist" in status.last_error
     assert status.last_error_at is not None and status.last_error_at <= iso_utc(
         services.clock.now_s())
+
+
+def test_a_scan_whose_budget_ran_out_before_any_progress_does_not_continue(
+        services: Services, s3: S3, site: SiteConfig) -> None:
+    s3.put(site.import_bucket, "accounts.csv", b"Identity,Timestamp,Event\na,1700000000,E\n")
+    services.settings = replace(services.settings, import_budget_s=0)
+    sent: list[Any] = []
+    assert scan_job(services, sent)("acme") == "budget"
+    assert [m.actor_name for m in sent] == []  # the next slot tries again: no busy loop
 
 
 def test_paused_site_is_skipped(services: Services, site: SiteConfig) -> None:
