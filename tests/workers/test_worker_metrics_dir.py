@@ -40,6 +40,12 @@ def handled(port: int) -> float:
                if name == "bucketbridge_messages_total")
 
 
+def idle(port: int) -> bool:
+    samples = scrape(port) or {}
+    return not any(v for (name, _), v in samples.items()
+                   if name == "bucketbridge_messages_inprogress")
+
+
 def wait_for(condition: object, what: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 60
     while not condition():  # type: ignore[operator]
@@ -76,8 +82,8 @@ def test_a_second_worker_on_the_host_leaves_the_first_ones_metrics_whole(
     with worker(env, tmp_path, "first") as (first_port, log, proc):
         # Given a first worker that has handled a scan
         assert invoke_cli(env, "enqueue", "scan", "acme").returncode == 0
-        wait_for(lambda: handled(first_port) >= 1, "the scan", proc, log)
-        time.sleep(0.5)
+        # (the scan, then the status.csv refresh it asks for; nothing in flight after)
+        wait_for(lambda: handled(first_port) >= 2 and idle(first_port), "the scan", proc, log)
         before = scrape(first_port)
         assert before is not None and len(before) > 20
         # When a second worker starts on the same host
