@@ -15,6 +15,7 @@ from producers.output import HelpGroup, print_json
 from shared.errors import UserError
 from shared.exports.cutoff import parse_cutoff
 from shared.fleet.messages import export_message, scan_message
+from shared.formats.exportfiles import export_location
 from shared.formats.names import validate_site_id
 from shared.store.sites import SiteConfig
 
@@ -97,7 +98,8 @@ def enqueue_reexport(app: AppContext, site: str, first: int, last: int | None,
     config = _site(app, site, even_if_paused)
     if not config.exports:
         raise UserError(f"site {site} has no export bucket")
-    position = svc.ledger.load(site).position
+    position = svc.ledger.load(site, export_location(config.export_bucket or "",
+                                                     config.export_prefix)).position
     if first > position:
         raise UserError(f"site {site} has exported revisions up to {position} only; "
                         f"--from {first} would re-export nothing")

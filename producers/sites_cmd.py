@@ -16,13 +16,25 @@ from rich.table import Table
 from producers.context import AppContext
 from producers.output import HelpGroup, print_json
 from producers.output import console as make_console
+from producers.sitechanges import (
+    changes,
+    check_claims,
+    export_restart,
+    new_external_id,
+    public,
+    release,
+    show_external_id,
+    shown,
+)
 from producers.siteprobe import pattern_text, probe, reachable, show_probe
-from shared.errors import SiteExists, UserError
+from shared.errors import AccessDenied, BucketbridgeError, SiteExists, UserError
 from shared.fleet.activity import running
+from shared.fleet.isolationmemo import IsolationMemo
 from shared.fleet.leases import EXPORT_LEASE, IMPORT_LEASE
 from shared.formats.names import validate_site_id
 from shared.imports.cursor import Revisions
 from shared.services import Services
+from shared.store.claims import Locations
 from shared.store.sites import SiteConfig
 
 pass_app = click.make_pass_decorator(AppContext)
@@ -65,7 +77,8 @@ def sites() -> None:
 @click.option("--export-bucket", default=None, help="Bucket to export revisions to.")
 @click.option("--export-prefix", default="", help="Key prefix inside the export bucket.")
 @click.option("--role-arn", default=None, help="Role to assume for this site's buckets.")
-@click.option("--external-id", default=None, help="External id for --role-arn.")
+@click.option("--external-id", default=None,
+              help="External id for --role-arn (default: a new random one, shown once).")
 @allow_empty_option
 @force_option
 @dry_run_option
@@ -76,23 +89,59 @@ def add(app: AppContext, site: str, import_bucket: str, base_filename: str,
         external_id: str | None, allow_empty: bool, force: bool, dry_run: bool,
         yes: bool) -> None:
     """Check a site's buckets and files, preview its first file, and activate it."""
+    if external_id is not None and role_arn is None:
+        raise UserError("--external-id goes with --role-arn")
+    generated = role_arn is not None and external_id is None
+    if generated:
+        external_id = new_external_id()
     config = SiteConfig(site_id=site, import_bucket=import_bucket, base_filename=base_filename,
                         export_bucket=export_bucket, export_prefix=export_prefix,
                         role_arn=role_arn, external_id=external_id)
     svc = app.services
     if svc.sites.exists(site):
         raise SiteExists(f"site {site} exists already")
-    found = probe(reachable(svc.access, config), config)
-    show_probe(found, config, allow_empty=allow_empty)
-    # Issue 9 checks here that no other site claims these locations.
+    wanted = Locations.of(config)
+    check_claims(svc, wanted)
+    untrusted = None
+    try:
+        found = probe(reachable(svc.access, config), config)
+    except AccessDenied as exc:
+        if not generated:
+            raise
+        # The customer cannot trust an external id before it exists: register the site
+        # paused, and say what to put in the role's trust policy.
+        untrusted, found = str(exc), None
+    if found is not None:
+        show_probe(found, config, allow_empty=allow_empty)
+    problem = found.problem() if found is not None else None
     if dry_run:
-        if found.problem():
-            click.echo(f"problem: {found.problem()} (--force would accept it)")
+        if generated:
+            click.echo("an external id would be generated for the role")
+        if problem:
+            click.echo(f"problem: {problem} (--force would accept it)")
         click.echo(f"dry run: site {site} would be registered; nothing changed")
         return
-    confirm(f"Activate site {site}?", yes=yes, problem=found.problem(), force=force)
-    svc.sites.create(config)
-    first = "when its first file arrives" if not found.files else "on its next tick"
+    question = f"Activate site {site}?"
+    if untrusted is not None:
+        click.echo(f"The role cannot be assumed yet ({untrusted}): site {site} will be "
+                   "registered paused.")
+        config = replace(config, paused=True)
+        question = f"Register site {site}, paused?"
+    confirm(question, yes=yes, problem=problem, force=force)
+    added = svc.claims.hold(wanted)
+    try:
+        svc.sites.create(config)
+    except BucketbridgeError:
+        release(svc, site, [c.location for c in added])
+        raise
+    if generated and role_arn and external_id:
+        show_external_id(role_arn, external_id)
+    if config.paused:
+        click.echo(f"Site {site} is registered, paused. Once the role trusts the external id, "
+                   f"run: bucketbridge sites resume {site}")
+        return
+    first = "when its first file arrives" if found is None or not found.files \
+        else "on its next tick"
     click.echo(f"Site {site} is active; the scheduler publishes its first scan {first} (or "
                f"run: bucketbridge enqueue scan {site}).")
 
@@ -159,8 +208,11 @@ def _refuse_if_running(svc: Services, site: str, what: str) -> None:
 @click.option("--export-bucket", default=None, help="Start exporting to this bucket.")
 @click.option("--export-prefix", default=None, help="Key prefix inside the export bucket.")
 @click.option("--no-export", is_flag=True, help="Stop exporting (what was exported stays).")
+@click.option("--re-export-all", is_flag=True,
+              help="Accept that a moved export starts its new location from revision 1.")
 @click.option("--role-arn", default=None, help="Role to assume for this site's buckets.")
-@click.option("--external-id", default=None, help="External id for --role-arn.")
+@click.option("--external-id", default=None,
+              help="External id for --role-arn (default: a new random one, shown once).")
 @click.option("--no-role", is_flag=True, help="Use the fleet's own credentials again.")
 @allow_empty_option
 @force_option
@@ -169,56 +221,73 @@ def _refuse_if_running(svc: Services, site: str, what: str) -> None:
 @pass_app
 def update(app: AppContext, site: str, import_bucket: str | None, base_filename: str | None,
            export_bucket: str | None, export_prefix: str | None, no_export: bool,
-           role_arn: str | None, external_id: str | None, no_role: bool, allow_empty: bool,
-           force: bool, dry_run: bool, yes: bool) -> None:
+           re_export_all: bool, role_arn: str | None, external_id: str | None, no_role: bool,
+           allow_empty: bool, force: bool, dry_run: bool, yes: bool) -> None:
     """Change a site's locations or role, with the same checks as add."""
     if no_export and (export_bucket or export_prefix is not None):
         raise UserError("--no-export goes alone, without --export-bucket or --export-prefix")
     if no_role and (role_arn or external_id):
         raise UserError("--no-role goes alone, without --role-arn or --external-id")
+    if external_id is not None and role_arn is None:
+        raise UserError("--external-id goes with --role-arn")
     svc = app.services
     current = svc.sites.get(validate_site_id(site))
-    changes: dict[str, object] = {}
-    if import_bucket is not None:
-        changes["import_bucket"] = import_bucket
-    if base_filename is not None:
-        changes["base_filename"] = base_filename
-    if export_bucket is not None:
-        changes["export_bucket"] = export_bucket
-    if export_prefix is not None:
-        changes["export_prefix"] = export_prefix
-    if no_export:
-        changes.update(export_bucket=None, export_prefix="")
-    if role_arn is not None or external_id is not None:
-        changes.update(role_arn=role_arn, external_id=external_id)
-    if no_role:
-        changes.update(role_arn=None, external_id=None)
-    if not changes:
-        raise UserError("nothing to change: give --import-bucket, --base-filename, "
-                        "--export-bucket, --export-prefix, --no-export, "
-                        "--role-arn/--external-id or --no-role")
-    wanted = replace(current, **changes)  # type: ignore[arg-type]  # validated by SiteConfig
-    s3 = reachable(svc.access, wanted)
+    generated = role_arn is not None and external_id is None
+    changed = changes(import_bucket=import_bucket, base_filename=base_filename,
+                      export_bucket=export_bucket, export_prefix=export_prefix,
+                      no_export=no_export, role_arn=role_arn,
+                      external_id=new_external_id() if generated else external_id,
+                      no_role=no_role)
+    wanted = replace(current, **changed)  # validated by SiteConfig
+    locations = Locations.of(wanted)
+    relocated = locations != Locations.of(current)
+    if relocated:
+        check_claims(svc, locations)
     moved = (wanted.import_bucket, wanted.pattern) != (current.import_bucket, current.pattern)
     problem = None
+    try:
+        s3 = reachable(svc.access, wanted)
+    except AccessDenied as exc:
+        if not generated or moved:
+            raise
+        click.echo(f"The role cannot be assumed yet ({exc}): site {site} will be paused.")
+        changed["paused"] = True
+        wanted = replace(wanted, paused=True)
     if moved:
         _refuse_if_running(svc, site, "change its import location")
         found = probe(s3, wanted)
         show_probe(found, wanted, allow_empty=allow_empty)
         problem = found.problem() or _unfinished_import(svc, site)
-        # Issue 9 checks here that no other site claims the new import location.
+    restart = export_restart(svc, current, wanted)
     if dry_run:
-        for name, value in changes.items():
-            click.echo(f"{name}: {getattr(current, name)!r} -> {value!r}")
+        for name, value in changed.items():
+            new = "(generated)" if name == "external_id" and generated else shown(name, value)
+            click.echo(f"{name}: {shown(name, getattr(current, name))} -> {new}")
         if problem:
             click.echo(f"problem: {problem} (--force would accept it)")
+        if restart:
+            click.echo(f"note: {restart}")
         click.echo(f"dry run: site {site} would be changed; nothing changed")
         return
+    if restart and not re_export_all:
+        raise UserError(f"{restart}: pass --re-export-all to go on")
     if moved:
         confirm(f"Import site {site}'s files from s3://{wanted.import_bucket}/"
                 f"{pattern_text(wanted)}?", yes=yes, problem=problem, force=force)
-    updated = svc.sites.update(site, lambda c: replace(c, **changes))  # type: ignore[arg-type]
-    print_json(asdict(updated))
+    added = svc.claims.hold(locations) if relocated else []
+    try:
+        updated = svc.sites.update(site, lambda c: replace(c, **changed))
+    except BucketbridgeError:
+        release(svc, site, [c.location for c in added])
+        raise
+    if relocated:
+        still = set(locations.all)
+        release(svc, site, [loc for loc in Locations.of(current).all if loc not in still])
+    # A generated external id is shown this once (the customer's trust policy needs it).
+    print_json(public(updated, reveal=generated))
+    if updated.paused and not current.paused:
+        click.echo(f"Once the role trusts the external id, run: bucketbridge sites resume "
+                   f"{site}", err=True)
 
 
 @sites.command("remove")
@@ -273,8 +342,10 @@ def remove(app: AppContext, site: str, purge_data: bool, dry_run: bool, yes: boo
 
 
 def _release_locations(svc: Services, config: SiteConfig) -> None:
-    """Free the site's import and export locations for other sites.  (Issue 9's location
-    claims are released here; until then a location belongs to no one.)"""
+    """Free the site's import and export locations (and its role and external id) for other
+    sites.  A claim left behind (the release failed) lapses: its site is gone."""
+    release(svc, config.site_id, Locations.of(config).all)
+    IsolationMemo(svc.redis, svc.settings.store_bucket).forget(config.site_id)
 
 
 @sites.command("show")
@@ -283,7 +354,7 @@ def _release_locations(svc: Services, config: SiteConfig) -> None:
 def show(app: AppContext, site: str) -> None:
     """Print a site's configuration as JSON."""
     config = app.services.sites.get(validate_site_id(site))
-    click.echo(orjson.dumps(asdict(config), option=orjson.OPT_INDENT_2).decode())
+    click.echo(orjson.dumps(public(config), option=orjson.OPT_INDENT_2).decode())
 
 
 @sites.command("pause")

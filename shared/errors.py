@@ -48,6 +48,12 @@ class SiteExists(UserError):
     """A site with that id is already registered."""
 
 
+class IsolationError(UserError):
+    """A site's locations would break tenant isolation: the store bucket, or a location (or a
+    role and external id) another site holds.  Refused where sites are changed (exit status 2)
+    and again by the fleet before it acts for the site (the job is refused, not retried)."""
+
+
 # -- retryable -------------------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from shared.fleet.redisconn import RedisClient, connect
 from shared.metrics import Metrics
 from shared.settings import Settings
 from shared.store.access import SiteAccess
+from shared.store.claims import ClaimStore
 from shared.store.jobstatus import StatusStore
 from shared.store.ledger import ExportLedger
 from shared.store.reimportmarkers import MarkerStore
@@ -41,6 +42,7 @@ class Services:
     publisher: Publisher
     clock: Clock
     metrics: Metrics
+    claims: ClaimStore
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None,
@@ -51,11 +53,13 @@ class Services:
         store_s3 = s3 or S3(make_client(settings.s3_endpoint_url))
         bucket = settings.store_bucket
         store = EventStore(store_s3, bucket)
+        sites = SiteRegistry(store_s3, bucket)
         return cls(
             settings=settings, redis=r, store_s3=store_s3, store=store,
-            sites=SiteRegistry(store_s3, bucket), statuses=StatusStore(store_s3, bucket),
+            sites=sites, statuses=StatusStore(store_s3, bucket),
             ledger=ExportLedger(store_s3, bucket), reports=RejectReports(store_s3, bucket, store),
             markers=MarkerStore(store_s3, bucket),
             access=SiteAccess(store_s3, make_sts_client(), clock, settings.s3_endpoint_url),
             tail_cache=RevisionTailCache(r, bucket), publisher=Publisher.for_redis(r),
-            clock=clock, metrics=metrics or Metrics())
+            clock=clock, metrics=metrics or Metrics(),
+            claims=ClaimStore(store_s3, bucket, sites, clock))

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.formats.exportfiles import export_key, format_index, format_status
+from shared.formats.exportfiles import (
+    export_key,
+    export_location,
+    format_index,
+    format_status,
+)
 from shared.store.ledger import Ledger
 from shared.store.s3 import S3
 from shared.store.sites import SiteConfig
@@ -30,6 +35,11 @@ class Destination:
             raise ValueError(f"site {site.site_id} has no export bucket")
         return cls(s3=s3, bucket=site.export_bucket, prefix=site.export_prefix,
                    server_side_copy=site.role_arn is None)
+
+    @property
+    def location(self) -> str:
+        """What the export ledger belongs to: ``bucket/prefix``."""
+        return export_location(self.bucket, self.prefix)
 
     def key(self, name: str) -> str:
         return export_key(self.prefix, name)

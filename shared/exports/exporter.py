@@ -115,7 +115,7 @@ class Exporter:
         revision never leaves a later one in the customer's bucket."""
         sid = site.site_id
         deadline = self.clock.monotonic_s() + budget_s
-        ledger = self.ledger.load(sid)
+        ledger = self.ledger.load(sid, dest.location)
         result = ExportResult(position=ledger.position)
         total = self._total(sid)
         pending: list[IndexRow] = []
@@ -146,13 +146,13 @@ class Exporter:
                         result.bytes_copied += step.info.size_bytes
                     position = step.number
                 if pending and self.clock.monotonic_s() - last_commit_s >= COMMIT_EVERY_S:
-                    ledger = self._commit(sid, ledger, position, pending)
+                    ledger = self._commit(sid, ledger, position, pending, dest)
                     pending = []
                     last_commit_s = self.clock.monotonic_s()
                 if plan.last_window:
                     break
         if position != ledger.position or pending:
-            ledger = self._commit(sid, ledger, position, pending)
+            ledger = self._commit(sid, ledger, position, pending, dest)
         dest.publish_index(ledger)
         dest.publish_status(ledger, total)
         result.position = ledger.position
@@ -192,7 +192,7 @@ class Exporter:
         """Copy again the exported revisions numbered ``first..last``; the position stays."""
         sid = site.site_id
         deadline = self.clock.monotonic_s() + budget_s
-        ledger = self.ledger.load(sid)
+        ledger = self.ledger.load(sid, dest.location)
         total = self._total(sid)
         result = ExportResult(position=ledger.position, total_revisions=total)
         upper = ledger.position if last is None else min(last, ledger.position)
@@ -223,7 +223,7 @@ class Exporter:
     def refresh_status(self, site: SiteConfig, dest: Destination) -> ExportResult:
         """Rewrite ``status.csv`` so ``Total Revisions`` follows new revisions quickly."""
         sid = site.site_id
-        ledger = self.ledger.load(sid)
+        ledger = self.ledger.load(sid, dest.location)
         total = self._total(sid)
         dest.publish_status(ledger, total)
         result = ExportResult(position=ledger.position, total_revisions=total)
@@ -270,8 +270,10 @@ class Exporter:
         logger.debug("site=%s exported revision %d -> s3://%s/%s", site, number, dest.bucket,
                      target)
 
-    def _commit(self, site: str, ledger: Ledger, position: int, rows: list[IndexRow]) -> Ledger:
-        return self.ledger.commit(site, ledger, position, rows, iso_utc(self.clock.now_s()))
+    def _commit(self, site: str, ledger: Ledger, position: int, rows: list[IndexRow],
+                dest: Destination) -> Ledger:
+        return self.ledger.commit(site, ledger, position, rows, iso_utc(self.clock.now_s()),
+                                  dest.location)
 
     def _observe(self, site: str, result: ExportResult, blocked: str | None) -> None:
         """Metrics, then ``ExportBlocked`` if the run stopped before a revision it could not

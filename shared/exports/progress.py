@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.formats.exportfiles import export_location
 from shared.store.jobstatus import StatusStore
 from shared.store.ledger import ExportLedger
 from shared.store.sites import SiteConfig
@@ -15,7 +16,8 @@ def export_status(ledger: ExportLedger, statuses: StatusStore, site: SiteConfig,
     """``total`` is the site's revision count, as the import status found it."""
     if not site.exports:
         return None
-    state = ledger.load(site.site_id)
+    state = ledger.load(site.site_id, export_location(site.export_bucket or "",
+                                                      site.export_prefix))
     last = statuses.read(site.site_id, "export")
     return {
         "bucket": site.export_bucket, "prefix": site.export_prefix,

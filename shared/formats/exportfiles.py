@@ -36,6 +36,11 @@ def export_key(prefix: str, name: str) -> str:
     return normalise_prefix(prefix) + name
 
 
+def export_location(bucket: str, prefix: str) -> str:
+    """An export location as one string, ``bucket/prefix``: what an export ledger belongs to."""
+    return f"{bucket}/{normalise_prefix(prefix)}"
+
+
 @dataclass(frozen=True, slots=True)
 class IndexRow:
     """One row of ``index.csv``: a revision file and the range of ``_t`` it holds."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared.errors import UserError
+from shared.formats.printable import has_unsafe
 from shared.formats.times import utc_datetime
 
 COMPLETED_PREFIX = "completed_imports/"
@@ -28,6 +29,8 @@ class FilePattern:
     def from_base_filename(cls, base_filename: str) -> FilePattern:
         """``accounts.csv`` → files ``accounts*.csv`` and ``accounts*.csv.gz``."""
         name = base_filename.strip()
+        if has_unsafe(base_filename):
+            raise UserError(f"base filename {base_filename!r} holds control characters")
         if not name or name.endswith("/") or name.startswith("/"):
             raise UserError(f"base filename {base_filename!r} must name a file, like accounts.csv")
         folder, _, filename = name.rpartition("/")

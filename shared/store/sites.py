@@ -14,7 +14,14 @@ import orjson
 
 from shared.errors import PreconditionFailed, SiteConfigError, SiteExists, SiteNotFound, UserError
 from shared.formats.importkeys import FilePattern
-from shared.formats.names import is_site_id, validate_bucket, validate_role_arn, validate_site_id
+from shared.formats.locations import validate_export_prefix
+from shared.formats.names import (
+    is_site_id,
+    validate_bucket,
+    validate_external_id,
+    validate_role_arn,
+    validate_site_id,
+)
 from shared.store.s3 import S3
 
 _UPDATE_ATTEMPTS = 5
@@ -41,12 +48,12 @@ class SiteConfig:
         FilePattern.from_base_filename(self.base_filename)
         if self.export_bucket is not None:
             validate_bucket(self.export_bucket, "export bucket")
-        if self.export_prefix.startswith("/"):
-            raise UserError(f"export prefix {self.export_prefix!r} may not start with /")
+        object.__setattr__(self, "export_prefix", validate_export_prefix(self.export_prefix))
         if (self.role_arn is None) != (self.external_id is None):
             raise UserError("--role-arn and --external-id go together")
-        if self.role_arn is not None:
+        if self.role_arn is not None and self.external_id is not None:
             validate_role_arn(self.role_arn)
+            validate_external_id(self.external_id)
 
     @property
     def pattern(self) -> FilePattern:

@@ -45,7 +45,7 @@ def test_export_bucket_set_later_starts_exports(
 
 @pytest.mark.parametrize("args", [
     ("--export-bucket", "no-such-bucket-anywhere"),
-    ("--role-arn", "arn:aws:iam::123456789012:role/x"),
+    ("--external-id", "x-123"),  # without --role-arn
     ("--no-export", "--export-prefix", "x/"),
     (),
     ("--export-bucket", "Bad_Bucket"),

@@ -19,12 +19,20 @@ from typing import Any
 
 from dramatiq.middleware import CurrentMessage
 
-from shared.errors import BucketError, PreconditionFailed, RetryableError, SiteNotFound
+from shared.errors import (
+    BucketError,
+    IsolationError,
+    PreconditionFailed,
+    RetryableError,
+    SiteNotFound,
+)
+from shared.fleet.isolationmemo import IsolationMemo
 from shared.fleet.leases import DEFAULT_LEASE_TTL_S, Holder, Lease, worker_name
 from shared.formats.times import iso_utc, iso_utc_ms
 from shared.services import Services
 from shared.store.jobstatus import JobStatus
 from shared.store.sites import SiteConfig
+from workers.jobs.isolation import IsolationGuard
 
 logger = logging.getLogger(__name__)
 
@@ -41,13 +49,15 @@ class JobOutcome(StrEnum):
     PAUSED = "paused"  # the site is paused
     SKIPPED = "skipped"  # nothing of this kind to do for the site (no export bucket)
     UNKNOWN_SITE = "unknown_site"  # the site was removed since the message was sent
+    REFUSED = "refused"  # the site's configuration breaks tenant isolation: nothing done
     BUCKET_ERROR = "bucket_error"  # the customer's bucket is missing or denied
     LOST_RACE = "lost_race"  # another writer committed first
     ERROR = "error"  # raised: retried (retryable) or dead-lettered
 
 
 # Outcomes where the job ran but could not do its work: ``drain`` reports them as failures.
-FAILED_OUTCOMES = frozenset({JobOutcome.BUCKET_ERROR, JobOutcome.BLOCKED, JobOutcome.ERROR})
+FAILED_OUTCOMES = frozenset({JobOutcome.BUCKET_ERROR, JobOutcome.BLOCKED, JobOutcome.ERROR,
+                             JobOutcome.REFUSED})
 # Outcomes with work left: the job queues its own continuation once its lease is released.
 UNFINISHED_OUTCOMES = frozenset({JobOutcome.BUDGET, JobOutcome.INTERRUPTED})
 
@@ -98,6 +108,8 @@ class LeasedJob:
         self.shutdown_requested = shutdown_requested
         self.lease_ttl_s = lease_ttl_s
         self.enqueue = enqueue
+        self.guard = IsolationGuard(services.claims, IsolationMemo(
+            services.redis, services.settings.store_bucket))
 
     # -- what a job defines -------------------------------------------------------------------
 
@@ -166,7 +178,13 @@ class LeasedJob:
               options: dict[str, Any]) -> JobOutcome | WorkDone:
         site_id = site.site_id
         try:
+            self.guard.verify(site)
             return self.work(site, lease, **options)
+        except IsolationError as exc:
+            logger.error("site=%s %s refused: %s", site_id, self.job, exc)
+            self.failed(site_id, type(exc).__name__)
+            self.report(site_id, JobOutcome.REFUSED, None, f"refused: {exc}")
+            return JobOutcome.REFUSED
         except BucketError as exc:
             logger.error("site=%s %s: bucket problem: %s", site_id, self.job, exc)
             self.failed(site_id, type(exc).__name__)
