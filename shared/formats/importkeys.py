@@ -99,12 +99,15 @@ def failure_report_key(destination_key: str) -> str:
     return destination_key + ".error.txt"
 
 
-def disambiguated(destination_key: str, etag: str) -> str:
+def disambiguated(destination_key: str, etag: str, attempt: int = 1) -> str:
     """Another name for a destination already taken by a different file (an earlier upload of
     the same name finished the same day): the source's ETag goes before the extension,
-    ``accounts.csv`` → ``accounts.1a2b3c4d.csv``."""
+    ``accounts.csv`` → ``accounts.1a2b3c4d.csv``; from the second ``attempt`` on (the same
+    content uploaded again) a number follows it, ``accounts.1a2b3c4d-2.csv``."""
     folder, _, name = destination_key.rpartition("/")
     tag = etag.strip('"').split("-")[0][:8] or "0"
+    if attempt > 1:
+        tag = f"{tag}-{attempt}"
     lowered = name.lower()
     for ext in (".csv.gz", ".csv", ".gz"):
         if lowered.endswith(ext):

@@ -32,7 +32,7 @@ from shared.formats.importkeys import (
 )
 from shared.formats.rejects import format_rejects
 from shared.formats.times import iso_utc, parse_iso_utc
-from shared.imports.sitefiles import SOURCE_ETAG_META, free_destination
+from shared.imports.sitefiles import Upload, free_destination
 from shared.metrics import Metrics
 from shared.store.rejectreports import RejectReports
 from shared.store.revisions import FileEnd, RevisionMeta
@@ -70,18 +70,20 @@ class Finisher:
                  completed_at_s: float) -> None:
         """Write the bad-row report of revisions ``first..last``, then move the file to
         ``completed_imports/`` (the day it was completed)."""
+        upload = Upload.of(info)
         dest = free_destination(self.s3, self.bucket, completed_key(info.key, completed_at_s),
-                                info.etag)
+                                upload, row_report_key)
         stored = b"".join(self.reports.read(self.site, first_revision, last_revision)) \
             if first_revision is not None else b""
         if stored:
             self.s3.put(self.bucket, row_report_key(dest),
-                        format_rejects([], with_header=True) + stored, content_type="text/csv")
+                        format_rejects([], with_header=True) + stored,
+                        metadata=upload.metadata, content_type="text/csv")
         else:
             self.s3.delete(self.bucket, row_report_key(dest))  # never a stale report beside it
         try:
             self.s3.copy(self.bucket, info.key, self.bucket, dest, if_match=info.etag,
-                         metadata={SOURCE_ETAG_META: info.etag})
+                         metadata=upload.metadata)
         except PreconditionFailed:
             logger.warning("site=%s file=%s changed after its import; left in place",
                            self.site, info.key)
@@ -118,13 +120,15 @@ class Finisher:
         reason = (f"file was deleted before its import finished (records "
                   f"1..{partial.record_end} were imported, up to revision {partial.number})")
         now = self.clock.now_s()
-        dest = failed_key(partial.source_key, now)
+        upload = Upload(partial.source_etag)
+        dest = free_destination(self.s3, self.bucket, failed_key(partial.source_key, now),
+                                upload, failure_report_key)
         report = (f"bucketbridge could not finish importing s3://{self.bucket}/"
                   f"{partial.source_key}\nSite: {self.site}\nWhen: {iso_utc(now)}\n"
                   f"Reason: {reason}\n")
         logger.error("site=%s file=%s %s", self.site, partial.source_key, reason)
         self.s3.put(self.bucket, failure_report_key(dest), report.encode("utf-8"),
-                    content_type="text/plain")
+                    metadata=upload.metadata, content_type="text/plain")
         end = self._end_revision(partial, last_revision, partial.source_etag, reason)
         self._failed(partial.source_key, reason)
         return end.number
@@ -145,8 +149,9 @@ class Finisher:
         """The report first, then the copy and the delete: a kill anywhere leaves the
         report, and the next scan finishes the move.  ``ended``: the revision that recorded
         the failure, and the last revision with the file's rows."""
+        upload = Upload.of(info)
         dest = free_destination(self.s3, self.bucket, failed_key(info.key, failed_at_s),
-                                info.etag)
+                                upload, failure_report_key)
         if ended is None:
             imported = "No record of this file was imported.\n"
         else:
@@ -158,16 +163,15 @@ class Finisher:
                   f"{imported}The file was moved to s3://{self.bucket}/{dest}\n")
         logger.error("site=%s file=%s failed: %s", self.site, info.key, reason)
         self.s3.put(self.bucket, failure_report_key(dest), report.encode("utf-8"),
-                    content_type="text/plain")
+                    metadata=upload.metadata, content_type="text/plain")
         try:
-            self.s3.copy(self.bucket, info.key, self.bucket, dest,
-                         metadata={SOURCE_ETAG_META: info.etag})
+            self.s3.copy(self.bucket, info.key, self.bucket, dest, metadata=upload.metadata)
             self.s3.delete(self.bucket, info.key)
         except ObjectMissing:
             self.s3.put(self.bucket, failure_report_key(dest), report.replace(
                 f"The file was moved to s3://{self.bucket}/{dest}\n",
                 "The file was deleted before it could be moved.\n").encode("utf-8"),
-                content_type="text/plain")
+                metadata=upload.metadata, content_type="text/plain")
         self._failed(info.key, reason)
 
     def _failed(self, key: str, reason: str) -> None:

@@ -77,20 +77,21 @@ class RoleLocation:
 Location = ImportLocation | ExportLocation | RoleLocation
 
 
-def conflict(mine: Location, other: Location) -> str | None:
-    """Why ``mine`` cannot be held beside ``other`` (another site's), or ``None``."""
+def conflict(mine: Location, other: Location, owner: str) -> str | None:
+    """Why ``mine`` cannot be held beside ``other`` (site ``owner``'s), or ``None``."""
+    theirs = f"site {owner}'s {other}"
     if isinstance(mine, ImportLocation):
         if isinstance(other, ImportLocation) and mine.overlaps(other):
-            return f"import location {mine} overlaps"
+            return f"import location {mine} overlaps {theirs}"
         if isinstance(other, ExportLocation) and mine.clashes_with(other):
-            return f"import location {mine} matches the export files of"
+            return f"import location {mine} matches the export files of {theirs}"
     if isinstance(mine, ExportLocation):
         if isinstance(other, ExportLocation) and mine.overlaps(other):
-            return f"export location {mine} overlaps"
+            return f"export location {mine} overlaps {theirs}"
         if isinstance(other, ImportLocation) and other.clashes_with(mine):
-            return f"export location {mine} writes files matched by"
+            return f"export location {mine} writes files matched by {theirs}"
     if isinstance(mine, RoleLocation) and mine == other:
-        return f"{mine} is already used by"
+        return f"{mine} belongs to site {owner}"
     return None
 
 
@@ -283,11 +284,11 @@ class ClaimStore:
                 if other.site == site:
                     continue
                 for loc in mine:
-                    why = conflict(loc, other.location)
+                    why = conflict(loc, other.location, other.site)
                     if why is None:
                         continue
                     if self._live(other, now_s, owners):
-                        raise IsolationError(f"{why} site {other.site}'s {other.location}")
+                        raise IsolationError(why)
                     stale.append(other)
             held = {c.location for c in claims if c.site == site}
             added[:] = [Claim(site, loc, now_s) for loc in mine if loc not in held]

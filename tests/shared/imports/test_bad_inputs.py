@@ -13,6 +13,7 @@ import gzip
 import io
 import json
 import random
+import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -289,6 +290,39 @@ def test_same_name_completed_twice_a_day_keeps_both_and_no_stale_report(
     assert s3.head(bucket, f"{second}.errors.csv") is None
     assert s3.read_bytes(bucket, done) == HEADER + row(1) + b",2,E2\n"
     assert s3.head(bucket, f"{done}.errors.csv") is not None
+
+
+@pytest.mark.parametrize("same_content", [False, True], ids=["other-content", "same-content"])
+def test_two_failures_of_one_name_in_one_day_keep_both_copies_and_reports(
+        s3: S3, services: Services, site: SiteConfig, same_content: bool) -> None:
+    # Given a bad file that failed today
+    bucket = site.import_bucket
+    first_body = b"u1,1700000001,E1\n"  # no header row
+    s3.put(bucket, "accounts.csv", first_body)
+    assert [k for k, _ in scan(services, s3, site).files_failed] == ["accounts.csv"]
+    failed = f"failed_imports/{DAY}/accounts.csv"
+    first_report = text(s3, bucket, f"{failed}.error.txt")
+    # When the customer uploads a file of the same name that fails the same day (the same
+    # bytes again, or others; an upload a second later, as S3 dates uploads to the second)
+    time.sleep(1.1)
+    second_body = first_body if same_content else b"User,Timestamp\nu,1\n"
+    etag = s3.put(bucket, "accounts.csv", second_body).strip('"')[:8]
+    assert [k for k, _ in scan(services, s3, site).files_failed] == ["accounts.csv"]
+    # Then both copies and both reports are kept, each report naming its own copy
+    second = f"failed_imports/{DAY}/accounts.{etag}.csv"
+    assert keys(s3, bucket) == sorted([failed, f"{failed}.error.txt", second,
+                                       f"{second}.error.txt"])
+    assert s3.read_bytes(bucket, failed) == first_body
+    assert s3.read_bytes(bucket, second) == second_body
+    assert text(s3, bucket, f"{failed}.error.txt") == first_report
+    assert f"The file was moved to s3://{bucket}/{second}\n" in \
+        text(s3, bucket, f"{second}.error.txt")
+    # And a third failure of the same bytes gets a third name
+    time.sleep(1.1)
+    s3.put(bucket, "accounts.csv", second_body)
+    scan(services, s3, site)
+    assert f"failed_imports/{DAY}/accounts.{etag}-2.csv" in keys(s3, bucket)
+    assert len(keys(s3, bucket)) == 6
 
 
 # -- bad files -----------------------------------------------------------------------------------
