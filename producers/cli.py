@@ -9,20 +9,27 @@ Each command's module is imported only when that command runs: ``bucketbridge --
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
+import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
 
 from producers.context import AppContext
 from shared.errors import BucketbridgeError, UserError
+from shared.formats.printable import printable
 from shared.logconfig import configure_logging
 from shared.settings import Settings
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+# click >= 8.2 raises it for a group run without a command (older versions print the help).
+_NO_ARGS_IS_HELP: type[click.UsageError] = getattr(click.exceptions, "NoArgsIsHelpError",
+                                                   type("_NeverRaised", (click.UsageError,), {}))
 
 # name -> (module:attribute, the summary ``--help`` shows without importing the module); a
 # test checks each summary against the command's own.
@@ -77,9 +84,44 @@ class LazyGroup(click.Group):
         except BucketbridgeError as exc:
             _fail(str(exc), EXIT_FAILURE)
 
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        """click's main, with its own errors as one line too: a usage error is the message
+        and the ``--help`` to read, not click's Usage/Try/Error block."""
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except _NO_ARGS_IS_HELP as exc:  # a group run without a command: its help
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "bucketbridge"
+            _fail(f"{_sentence(exc.format_message())} (see: {where} --help)", EXIT_USAGE)
+        except click.ClickException as exc:
+            _fail(_sentence(exc.format_message()), exc.exit_code)
+        except click.Abort:
+            _fail("aborted", EXIT_FAILURE)
+        except BucketbridgeError as exc:  # raised while settings were parsed
+            _fail(str(exc), EXIT_USAGE if isinstance(exc, UserError) else EXIT_FAILURE)
+        except OSError as exc:
+            if exc.errno != errno.EPIPE:
+                raise
+            # The reader went away (``| head``): stop quietly, as click does.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(EXIT_FAILURE)
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _sentence(message: str) -> str:
+    """click's message as one of ours: one line, lower case, no full stop."""
+    text = " ".join(message.split()).rstrip(".")
+    return text[:1].lower() + text[1:]
+
 
 def _fail(message: str, code: int) -> None:
-    click.echo(f"bucketbridge: error: {message}", err=True)
+    click.echo(f"bucketbridge: error: {printable(message)}", err=True)
     sys.exit(code)
 
 
@@ -96,10 +138,4 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 
 def main() -> None:
-    # click reports its own usage errors with exit status 2; everything else is ours.
-    try:
-        cli.main(prog_name="bucketbridge", standalone_mode=True)
-    except BucketbridgeError as exc:  # raised while settings were parsed, before a command ran
-        code = EXIT_USAGE if isinstance(exc, UserError) else EXIT_FAILURE
-        click.echo(f"bucketbridge: error: {exc}", err=True)
-        sys.exit(code)
+    cli.main(prog_name="bucketbridge")

@@ -40,6 +40,7 @@ from shared.fleet.messages import export_message
 from shared.imports.preview import preview_file
 from shared.imports.sitefiles import matching_files
 from shared.services import Services
+from shared.settings import mask_url
 from shared.store.s3 import S3, make_client
 from shared.store.sites import SiteConfig
 from workers.runtime import Runtime
@@ -85,15 +86,15 @@ def _free_port() -> int:
 def _redis_for_demo(url: str, console: Console) -> Iterator[str]:
     try:
         redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-        console.print(f"Redis: using {url}")
+        console.print(f"Redis: using {mask_url(url)}")
         yield url
         return
     except redis.RedisError:
         pass
     binary = shutil.which("redis-server")
     if binary is None:
-        raise RedisUnavailable(f"no Redis answers at {url} and redis-server is not on PATH: "
-                               "install redis-server or set BUCKETBRIDGE_REDIS_URL")
+        raise RedisUnavailable(f"no Redis answers at {mask_url(url)} and redis-server is not "
+                               "on PATH: install redis-server or set BUCKETBRIDGE_REDIS_URL")
     port = _free_port()
     workdir = tempfile.mkdtemp(prefix="bucketbridge-demo-redis-")
     proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
@@ -164,7 +165,8 @@ def demo(app: AppContext, keep_running: bool) -> None:
                 _explore(svc, console, keep_running)
             finally:
                 removed = _cleanup_redis(svc.redis, namespace, settings.store_bucket)
-                console.print(f"Redis: the demo's {removed} key(s) removed from {redis_url}")
+                console.print(f"Redis: the demo's {removed} key(s) removed from "
+                              f"{mask_url(redis_url)}")
     finally:
         server.stop()
 
@@ -235,7 +237,7 @@ def _explore(svc: Services, console: Console, keep_running: bool) -> None:
     console.print("in another shell:")
     exports = {**DEMO_CREDENTIALS, "AWS_ENDPOINT_URL_S3": settings.s3_endpoint_url or "",
                "BUCKETBRIDGE_STORE_BUCKET": settings.store_bucket,
-               "BUCKETBRIDGE_REDIS_URL": settings.redis_url}
+               "BUCKETBRIDGE_REDIS_URL": mask_url(settings.redis_url)}
     for name, value in exports.items():
         console.print(f"  export {name}={value}")
     console.print(f"  bucketbridge status {DEMO_SITE}")

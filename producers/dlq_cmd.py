@@ -12,6 +12,7 @@ from producers.output import HelpGroup, print_json, print_table
 from shared.errors import UserError
 from shared.fleet.deadletters import DeadLetter, DeadLetterQueue, NoSuchLetter
 from shared.fleet.messages import QUEUES
+from shared.formats.printable import printable
 
 pass_app = click.make_pass_decorator(AppContext)
 
@@ -78,13 +79,15 @@ def show(app: AppContext, message_id: str, as_json: bool) -> None:
              ("attempts", str(len(letter.attempts)))]
     width = max(len(name) for name, _ in lines)
     for name, value in lines:
-        click.echo(f"{name:>{width}}: {value}")
+        click.echo(printable(f"{name:>{width}}: {value}"))
     for number, attempt in enumerate(letter.attempts, start=1):
         where = f" on {attempt.worker}" if attempt.worker else ""
-        click.echo(f"{'attempt ' + str(number):>{width}}: {attempt.at}{where}: {attempt.error}")
+        click.echo(printable(f"{'attempt ' + str(number):>{width}}: {attempt.at}{where}: "
+                             f"{attempt.error}"))
     if letter.traceback:
         click.echo("traceback of the last attempt:")
-        click.echo(letter.traceback.rstrip())
+        for line in letter.traceback.rstrip().splitlines():
+            click.echo(printable(line))
     click.echo(f"requeue with: bucketbridge dlq requeue {letter.id}")
 
 

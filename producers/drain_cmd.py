@@ -22,13 +22,16 @@ import click
 from producers.context import AppContext
 from producers.drain import DrainEnd, DrainTimeout, Progress, drain_queues, pending
 from producers.output import print_json
+from producers.params import Seconds
 from shared.fleet.redisconn import check
+from shared.formats.printable import printable
 from workers.middleware.outcomes import MessageOutcome, MessageOutcomes, MessageState
 from workers.runtime import Runtime
 
 pass_app = click.make_pass_decorator(AppContext)
 
 EXIT_FAILED = 1
+MAX_DRAIN_TIMEOUT_S = 7 * 86400.0
 
 
 @contextmanager
@@ -112,7 +115,7 @@ def _failure_line(o: MessageOutcome) -> str:
 
 
 @click.command()
-@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.1), default=None,
+@click.option("--timeout", "timeout_s", type=Seconds(0.1, MAX_DRAIN_TIMEOUT_S), default=None,
               help="Give up (exit 1) if the queues are not empty after S seconds.")
 @click.option("--threads", type=click.IntRange(min=1, max=32), default=2, show_default=True,
               help="Worker threads: messages processed at once.")
@@ -142,7 +145,7 @@ def drain(app: AppContext, timeout_s: float | None, threads: int, as_json: bool)
                     "ended": "timeout" if timed_out else str(end),
                     "messages": [o.as_json() for o in done]})
     for failure in failures:
-        click.echo(_failure_line(failure), err=True)
+        click.echo(printable(_failure_line(failure)), err=True)
     if timed_out is not None:
         raise timed_out
     if end is DrainEnd.STOPPED:

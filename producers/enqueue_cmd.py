@@ -12,12 +12,16 @@ import click
 
 from producers.context import AppContext
 from producers.output import HelpGroup, print_json
+from producers.params import bounded_int
 from shared.errors import UserError
 from shared.exports.cutoff import parse_cutoff
 from shared.fleet.messages import export_message, scan_message
 from shared.formats.exportfiles import export_location
 from shared.formats.names import validate_site_id
 from shared.store.sites import SiteConfig
+
+# Revision numbers are written with 12 digits (``sites/<site>/revisions/<n:012d>.json``).
+MAX_REVISION = 10**12 - 1
 
 pass_app = click.make_pass_decorator(AppContext)
 
@@ -82,9 +86,9 @@ def enqueue_export(app: AppContext, site: str, cutoff: str, even_if_paused: bool
 
 @enqueue.command("reexport")
 @click.argument("site")
-@click.option("--from", "first", type=click.IntRange(min=1), required=True,
+@click.option("--from", "first", type=bounded_int(1, MAX_REVISION), required=True,
               help="First revision to export again.")
-@click.option("--to", "last", type=click.IntRange(min=1), default=None,
+@click.option("--to", "last", type=bounded_int(1, MAX_REVISION), default=None,
               help="Last revision (default: the last exported one).")
 @paused_option
 @json_option

@@ -3,6 +3,9 @@
 
 Also the help layout shared by every command group: full one-line summaries, never cut.
 rich is imported only when something is printed, so ``--help`` stays light.
+
+Every cell is customer text as far as this module knows: control characters are escaped
+(``printable``) and rich markup is never read from it.
 """
 
 from __future__ import annotations
@@ -14,8 +17,11 @@ from typing import TYPE_CHECKING, Any
 import click
 import orjson
 
+from shared.formats.printable import printable
+
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.text import Text
 
 # Rich renders (a rule, a table the command draws itself) are this wide on a pipe; text is
 # never wrapped there.
@@ -45,8 +51,16 @@ def section(title: str) -> None:
 
 
 def _cell(value: object) -> str:
-    """One TSV cell: tabs and line breaks inside a value become spaces."""
-    return " ".join(str(value).split()) if value is not None else ""
+    """One TSV cell: tabs and line breaks inside a value become spaces, other control
+    characters are escaped."""
+    return printable(" ".join(str(value).split())) if value is not None else ""
+
+
+def _text(value: object) -> Text:
+    """One cell of a rich table: escaped, and never read as markup."""
+    from rich.text import Text
+
+    return Text(printable("" if value is None else str(value)))
 
 
 def print_table(columns: Sequence[str], rows: Iterable[Sequence[object]], *,
@@ -63,7 +77,7 @@ def print_table(columns: Sequence[str], rows: Iterable[Sequence[object]], *,
     for name in columns:
         table.add_column(name, overflow="fold")
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*(_text(v) for v in row))
     console().print(table)
 
 
@@ -79,7 +93,7 @@ def print_fields(rows: Iterable[tuple[str, object]], *, title: str | None = None
     table.add_column("what", style="bold")
     table.add_column("value", overflow="fold")
     for name, value in rows:
-        table.add_row(name, str(value))
+        table.add_row(_text(name), _text(value))
     console().print(table)
 
 

@@ -15,6 +15,7 @@ import click
 
 from producers.output import human_bytes, print_table
 from shared.errors import BadFile, BucketMissing, UserError
+from shared.formats.printable import printable
 from shared.imports.preview import Preview, preview_file
 from shared.imports.sitefiles import matching_files
 from shared.store.access import SiteAccess
@@ -99,9 +100,9 @@ def render_preview(preview: Preview) -> None:
         props = ", ".join(f"{k}={v}" for k, v in line.items() if not k.startswith("_"))
         name = line.get("_n") or (f"→ {line['_p2']}" if "_p2" in line else "")
         rows.append((row.record, row.kind, line["_p"], when, name, props))
-    click.echo(f"First rows of {preview.key}")
+    click.echo(f"First rows of {printable(preview.key)}")
     print_table(("Row", "Kind", "Identity", "Time (UTC)", "Event / Alias", "Properties"), rows)
-    click.echo(f"Columns: {', '.join(preview.columns.names)}")
+    click.echo(printable(f"Columns: {', '.join(preview.columns.names)}"))
 
 
 def show_probe(found: Probe, site: SiteConfig, *, allow_empty: bool) -> None:
@@ -115,8 +116,9 @@ def show_probe(found: Probe, site: SiteConfig, *, allow_empty: bool) -> None:
         click.echo(f"No file matching {where} yet: the site waits for its first file.")
         return
     for key, reason in found.bad:
-        click.echo(f"warning: {key} cannot be imported: {reason} (the fleet will move it to "
-                   "failed_imports/ with a report and go on with the next file)", err=True)
+        click.echo(printable(f"warning: {key} cannot be imported: {reason} (the fleet will move "
+                             "it to failed_imports/ with a report and go on with the next file)"),
+                   err=True)
     if found.preview is not None:
         render_preview(found.preview)
     size = human_bytes(sum(f.size_bytes for f in found.files))

@@ -32,6 +32,7 @@ from shared.fleet.activity import running
 from shared.fleet.isolationmemo import IsolationMemo
 from shared.fleet.leases import EXPORT_LEASE, IMPORT_LEASE
 from shared.formats.names import validate_site_id
+from shared.formats.printable import printable
 from shared.imports.cursor import Revisions
 from shared.services import Services
 from shared.store.claims import Locations
@@ -118,7 +119,7 @@ def add(app: AppContext, site: str, import_bucket: str, base_filename: str,
         if generated:
             click.echo("an external id would be generated for the role")
         if problem:
-            click.echo(f"problem: {problem} (--force would accept it)")
+            click.echo(printable(f"problem: {problem} (--force would accept it)"))
         click.echo(f"dry run: site {site} would be registered; nothing changed")
         return
     question = f"Activate site {site}?"
@@ -264,7 +265,7 @@ def update(app: AppContext, site: str, import_bucket: str | None, base_filename:
             new = "(generated)" if name == "external_id" and generated else shown(name, value)
             click.echo(f"{name}: {shown(name, getattr(current, name))} -> {new}")
         if problem:
-            click.echo(f"problem: {problem} (--force would accept it)")
+            click.echo(printable(f"problem: {problem} (--force would accept it)"))
         if restart:
             click.echo(f"note: {restart}")
         click.echo(f"dry run: site {site} would be changed; nothing changed")

@@ -9,6 +9,7 @@ import click
 
 from producers.context import AppContext
 from producers.output import console, is_terminal, print_fields, print_json
+from producers.params import Seconds
 from producers.sitestatus import site_status, status_rows
 
 pass_app = click.make_pass_decorator(AppContext)
@@ -51,7 +52,7 @@ def _watch(app: AppContext, site: str, interval_s: float, as_json: bool) -> None
 @click.argument("site")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the same fields).")
 @click.option("--watch", is_flag=True, help="Refresh until Ctrl-C.")
-@click.option("--interval", "interval_s", type=click.FloatRange(min=0.5), default=2.0,
+@click.option("--interval", "interval_s", type=Seconds(0.5, 3600), default=2.0,
               show_default=True, help="Seconds between refreshes with --watch.")
 @pass_app
 def status(app: AppContext, site: str, as_json: bool, watch: bool, interval_s: float) -> None:

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+from shared.formats.printable import printable
+
 # Libraries whose INFO lines would drown ours (one line per HTTP request).
 NOISY_LOGGERS = ("botocore", "boto3", "urllib3", "werkzeug")
 TEXT_FORMAT = "%(asctime)sZ %(levelname)s [PID %(process)d] %(name)s: %(message)s"
@@ -45,6 +47,19 @@ def log_context(**fields: str | None) -> Iterator[None]:
         yield
     finally:
         _context.reset(token)
+
+
+class PrintableFilter(logging.Filter):
+    """Escapes control characters in each record's message: a customer's key name or cell
+    quoted in a log line can neither forge a line (a newline) nor reach the terminal that
+    tails the log (an ANSI or OSC escape).  Tracebacks keep their lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        safe = printable(message)
+        if safe != message:
+            record.msg, record.args = safe, None
+        return True
 
 
 class ContextFilter(logging.Filter):
@@ -86,6 +101,7 @@ def configure_logging(level: int = logging.INFO, log_format: str = "text",
         handler = _Handler(sys.stderr)
         handler.setFormatter(make_formatter(log_format))
         handler.addFilter(ContextFilter())
+        handler.addFilter(PrintableFilter())
         root.addHandler(handler)
     root.setLevel(level)
     for noisy in NOISY_LOGGERS:

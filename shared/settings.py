@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shared.errors import SettingsError
+from shared.errors import SettingsError, UserError
+from shared.formats.names import validate_bucket
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_STORE_BUCKET = "bucketbridge-store"
@@ -30,12 +32,52 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1,
     return value
 
 
+def mask_url(url: str) -> str:
+    """``url`` with its user, password and query values hidden, for messages and logs."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "<an unreadable URL>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "****@" + netloc.rpartition("@")[2]
+    query = "&".join(f"{name}=****" for name, _ in
+                     urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
 def _redis_url(env: Mapping[str, str]) -> str:
+    """The Redis URL, checked the way redis-py will read it: the scheme, a port in 1-65535 and
+    a database number; errors name the URL with its secrets hidden."""
     url = env.get("BUCKETBRIDGE_REDIS_URL") or DEFAULT_REDIS_URL
+    shown = mask_url(url)
     if not url.startswith(_REDIS_SCHEMES):
-        raise SettingsError(f"invalid BUCKETBRIDGE_REDIS_URL {url!r}: use redis://host:port/db, "
-                          "rediss://… or unix://…")
+        raise SettingsError(f"invalid BUCKETBRIDGE_REDIS_URL {shown!r}: use redis://host:port/db, "
+                            "rediss://… or unix://…")
+    if url.startswith("unix://"):
+        return url
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise SettingsError(f"invalid BUCKETBRIDGE_REDIS_URL {shown!r}: the port must be a "
+                            "number from 1 to 65535") from None
+    if port == 0:
+        raise SettingsError(f"invalid BUCKETBRIDGE_REDIS_URL {shown!r}: the port must be a "
+                            "number from 1 to 65535")
+    db = parts.path.strip("/")
+    if db and not db.isdigit():
+        raise SettingsError(f"invalid BUCKETBRIDGE_REDIS_URL {shown!r}: the path must be a "
+                            "database number, like /0")
     return url
+
+
+def _store_bucket(env: Mapping[str, str]) -> str:
+    bucket = env.get("BUCKETBRIDGE_STORE_BUCKET") or DEFAULT_STORE_BUCKET
+    try:
+        return validate_bucket(bucket, "BUCKETBRIDGE_STORE_BUCKET")
+    except UserError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def _log_format(env: Mapping[str, str]) -> str:
@@ -63,7 +105,7 @@ class Settings:
         env = os.environ if env is None else env
         return cls(
             redis_url=_redis_url(env),
-            store_bucket=env.get("BUCKETBRIDGE_STORE_BUCKET") or DEFAULT_STORE_BUCKET,
+            store_bucket=_store_bucket(env),
             import_budget_s=_int(env, "BUCKETBRIDGE_IMPORT_BUDGET_S", 300),
             export_budget_s=_int(env, "BUCKETBRIDGE_EXPORT_BUDGET_S", 300),
             scan_interval_s=_int(env, "BUCKETBRIDGE_SCAN_INTERVAL_S", 3600),

@@ -59,9 +59,12 @@ def assert_error(result: Result, code: int, message: str) -> None:
 
 
 def assert_click_usage_error(result: Result, usage: str) -> None:
+    """click's usage errors follow the contract too: one line, the ``--help`` to read."""
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
-    assert result.stderr.startswith(f"Usage: {usage}"), result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bucketbridge: error: "), result.stderr
+    assert lines[0].endswith(f"(see: {usage} --help)"), result.stderr
 
 
 def table_rows(text: str) -> list[list[str]]:

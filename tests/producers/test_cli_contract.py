@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from producers.cli import COMMANDS, cli
+from shared.store.s3 import S3
 from tests.conftest import REPO, Env, run_cli
 
 pytestmark = pytest.mark.timeout(60)
@@ -112,3 +113,93 @@ def test_version_is_the_packages(env: Env) -> None:
     result = run_cli(env, "--version")
     assert result.returncode == 0
     assert result.stdout == f"bucketbridge {metadata.version('bucketbridge')}\n"
+
+
+# -- every user mistake: one line, exit 2, no traceback, no secret ----------------------------
+
+
+def one_line_usage_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("bucketbridge: error: "), lines[0]
+    return lines[0].removeprefix("bucketbridge: error: ")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("sites", "add", "acme", "--base-filename", "a.csv"),
+     "missing option '--import-bucket' (see: bucketbridge sites add --help)"),
+    (("nosuch",), "no such command 'nosuch' (see: bucketbridge --help)"),
+    (("sites", "show", "acme", "--bogus"),
+     "no such option '--bogus' (see: bucketbridge sites show --help)"),
+    (("dlq", "list", "--actor", "nope"),
+     "invalid value for '--actor': 'nope' is not one of 'scan', 'export' "
+     "(see: bucketbridge dlq list --help)"),
+])
+def test_clicks_usage_errors_are_one_line_with_the_help_to_read(
+        env: Env, args: tuple[str, ...], message: str) -> None:
+    assert one_line_usage_error(run_cli(env, *args)) == message
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("drain", "--timeout", "nan"), "'nan' is not a finite number of seconds"),
+    (("drain", "--timeout", "inf"), "'inf' is not a finite number of seconds"),
+    (("drain", "--timeout", "-inf"), "'-inf' is not a finite number of seconds"),
+    (("drain", "--timeout", "1e308"), "'1e308' is not between 0.1 and 604800 seconds"),
+    (("drain", "--timeout", "0"), "'0' is not between 0.1 and 604800 seconds"),
+    (("status", "acme", "--watch", "--interval", "nan"),
+     "'nan' is not a finite number of seconds"),
+    (("enqueue", "reexport", "acme", "--from", "1" + "0" * 30),
+     "is not in the range 1<=x<=999999999999"),
+])
+def test_numeric_options_refuse_non_finite_and_out_of_range_values(
+        env: Env, args: tuple[str, ...], message: str) -> None:
+    assert message in one_line_usage_error(run_cli(env, *args))
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("BUCKETBRIDGE_REDIS_URL", "foo://admin:s3cr3t-pw@redis.internal:6379/0",
+     "invalid BUCKETBRIDGE_REDIS_URL 'foo://****@redis.internal:6379/0': use "
+     "redis://host:port/db, rediss://… or unix://…"),
+    ("BUCKETBRIDGE_REDIS_URL", "redis://:s3cr3t-pw@127.0.0.1:99999/0",
+     "invalid BUCKETBRIDGE_REDIS_URL 'redis://****@127.0.0.1:99999/0': the port must be a "
+     "number from 1 to 65535"),
+    ("BUCKETBRIDGE_REDIS_URL", "redis://127.0.0.1:6379/zero?password=s3cr3t-pw",
+     "invalid BUCKETBRIDGE_REDIS_URL 'redis://127.0.0.1:6379/zero?password=****': the path "
+     "must be a database number, like /0"),
+    ("BUCKETBRIDGE_STORE_BUCKET", "Bad_Bucket",
+     "invalid BUCKETBRIDGE_STORE_BUCKET 'Bad_Bucket': not an S3 bucket name"),
+])
+def test_bad_settings_are_one_line_and_never_show_a_password(
+        env: Env, variable: str, value: str, message: str) -> None:
+    result = run_cli(env, "sites", "show", "acme", **{variable: value})
+    assert one_line_usage_error(result) == message
+    assert "s3cr3t" not in result.stderr + result.stdout
+
+
+ESCAPE_KEY = "accounts-1\x1b]0;pwned\x07\x1b[2J.csv"
+
+
+def test_control_characters_in_key_names_are_escaped_on_the_terminal_and_in_logs(
+        env: Env, s3: S3, import_bucket: str) -> None:
+    # Given a customer's files whose names hold an OSC escape (retitles a terminal) and a CSI
+    # one (clears it): a bad one, then a good one, then a good one whose cells hold escapes
+    s3.put(import_bucket, ESCAPE_KEY, b"not,a\nheader\x00")
+    s3.put(import_bucket, "accounts-2\x1b[31m.csv",
+           b"Identity,Timestamp,Event\n\x1b]0;t\x07ann,1700000000,\x1b[2JSigned\n")
+    # When an operator adds the site, and a worker imports them with -v logging
+    added = run_cli(env, "sites", "add", "acme", "--import-bucket", import_bucket,
+                    "--base-filename", "accounts.csv", "--yes", COLUMNS="200")
+    assert added.returncode == 0, added.stderr
+    assert run_cli(env, "enqueue", "scan", "acme").returncode == 0
+    drained = run_cli(env, "-v", "drain", "--timeout", "60")
+    assert drained.returncode == 0, drained.stderr
+    status = run_cli(env, "status", "acme")
+    # Then no escape reached the terminal or the log, and the names are shown escaped
+    everything = added.stdout + added.stderr + drained.stderr + status.stdout + status.stderr
+    assert "\x1b" not in everything and "\x07" not in everything
+    assert "accounts-1\\x1b]0;pwned\\x07\\x1b[2J.csv cannot be imported" in added.stderr
+    assert "First rows of accounts-2\\x1b[31m.csv" in added.stdout
+    assert "\\x1b[2JSigned" in added.stdout  # a cell of the preview
+    assert "file=accounts-1\\x1b]0;pwned\\x07\\x1b[2J.csv" in drained.stderr  # a log line
