@@ -14,6 +14,7 @@ from prometheus_client import start_http_server
 
 from producers.context import AppContext
 from producers.scheduler import Scheduler
+from shared.preflight import require_guarantees
 
 pass_app = click.make_pass_decorator(AppContext)
 
@@ -42,6 +43,9 @@ def scheduler(app: AppContext, once: bool, as_json: bool) -> None:
             click.echo(f"published {p.job} {p.site} (slot {p.slot})")
         click.echo(f"{len(published)} message(s) published")
         return
+    svc = app.services
+    require_guarantees(svc.store_s3, app.settings.store_bucket, svc.redis, svc.clock,
+                       "scheduler")
     # A long-running service logs what it does (INFO), like the workers; -v still adds DEBUG.
     root = logging.getLogger()
     root.setLevel(min(root.level, logging.INFO))

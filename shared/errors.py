@@ -101,6 +101,11 @@ class PreconditionFailed(PermanentError):
     """A conditional request lost: the object exists already, or changed under us."""
 
 
+class EnvironmentRefused(PermanentError):
+    """The environment would break bucketbridge's guarantees (a store that ignores conditional
+    writes, an evicting Redis, a skewed clock): the fleet's processes refuse to start."""
+
+
 class BadFile(PermanentError):
     """A whole import file is unusable; it is moved aside with a report."""
 

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from shared.clock import Clock
-from shared.errors import BucketbridgeError, PreconditionFailed
+from shared.errors import BucketbridgeError, EnvironmentRefused, PreconditionFailed
 from shared.fleet.redisconn import RedisClient, check, eviction_policy
 from shared.store.s3 import S3
 
@@ -100,3 +100,15 @@ def preflight(s3: S3, store_bucket: str, redis: RedisClient, clock: Clock) -> li
     """Every check, in order; none raises."""
     return [conditional_writes(s3, store_bucket), redis_eviction(redis),
             clock_skew(s3, store_bucket, clock)]
+
+
+def require_guarantees(s3: S3, store_bucket: str, redis: RedisClient, clock: Clock,
+                       what: str) -> list[Check]:
+    """The start-up check of a fleet process (``what``: the worker, the scheduler, the
+    listener): every check passes, or ``EnvironmentRefused`` says, in one line, which failed."""
+    checks = preflight(s3, store_bucket, redis, clock)
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        why = "; ".join(f"{c.name}: {c.detail}" for c in failed)
+        raise EnvironmentRefused(f"the {what} refuses to start: {why}")
+    return checks

@@ -13,9 +13,10 @@ import pytest
 import redis
 
 from shared.clock import FrozenClock, SystemClock
-from shared.preflight import clock_skew, conditional_writes, redis_eviction
+from shared.errors import EnvironmentRefused
+from shared.preflight import clock_skew, conditional_writes, redis_eviction, require_guarantees
 from shared.store.s3 import S3
-from tests.conftest import Env, free_port, invoke_cli
+from tests.conftest import Env, free_port, invoke_cli, run_cli
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -98,3 +99,38 @@ def test_an_unreachable_redis_fails_the_check(env: Env) -> None:
     assert checks["redis-eviction"]["ok"] is False
     assert checks["redis-eviction"]["detail"].startswith("Redis: ")
     assert checks["conditional-writes"]["ok"] is True
+
+
+# -- the same checks at start-up of the fleet's processes -------------------------------------
+
+
+@pytest.mark.parametrize("command", [("worker", "--processes", "1"), ("scheduler",)])
+def test_the_worker_and_the_scheduler_refuse_to_start_on_an_evicting_redis(
+        env: Env, evicting_redis: str, command: tuple[str, ...]) -> None:
+    # When the fleet's long-running process starts where Redis may evict
+    started = time.monotonic()
+    result = run_cli(env, *command, timeout_s=60, BUCKETBRIDGE_REDIS_URL=evicting_redis,
+                     BUCKETBRIDGE_METRICS_PORT=str(free_port()))
+    # Then it stops at once with one line saying why, and nothing ran
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines() == [
+        f"bucketbridge: error: the {command[0]} refuses to start: redis-eviction: Redis "
+        "maxmemory-policy is allkeys-lru: it may evict queued messages and leases; set it to "
+        "noeviction"]
+    assert time.monotonic() - started < 30
+    assert redis.Redis.from_url(evicting_redis).keys("*") == []  # no queue, no slot marker
+
+
+def test_a_store_ignoring_conditional_writes_refuses_the_start(
+        s3: S3, store_bucket: str, redis_client: redis.Redis) -> None:
+    with pytest.raises(EnvironmentRefused) as caught:
+        require_guarantees(_IgnoresConditions(s3.client), store_bucket, redis_client,
+                           SystemClock(), "listener")
+    assert str(caught.value).startswith("the listener refuses to start: conditional-writes: ")
+    assert "\n" not in str(caught.value)
+
+
+def test_the_start_up_check_passes_on_moto_and_the_test_redis(
+        s3: S3, store_bucket: str, redis_client: redis.Redis) -> None:
+    checks = require_guarantees(s3, store_bucket, redis_client, SystemClock(), "worker")
+    assert [c.ok for c in checks] == [True, True, True]
