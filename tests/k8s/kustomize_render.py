@@ -152,8 +152,7 @@ def _apply_labels(objects: list[Obj], label_set: Obj) -> None:
 
 
 def _apply_image(objects: list[Obj], image: Obj) -> None:
-    if "digest" in image:
-        raise UnsupportedKustomization("images with digest")
+    """``newName``, and ``digest`` (``name@digest``, which wins over a tag) or ``newTag``."""
     for obj in objects:
         if obj["kind"] not in TEMPLATE_KINDS:
             continue
@@ -164,7 +163,10 @@ def _apply_image(objects: list[Obj], image: Obj) -> None:
                 continue
             new_tag = str(image.get("newTag", tag))
             new_name = image.get("newName", name)
-            container["image"] = f"{new_name}:{new_tag}" if new_tag else new_name
+            if "digest" in image:
+                container["image"] = f"{new_name}@{image['digest']}"
+            else:
+                container["image"] = f"{new_name}:{new_tag}" if new_tag else new_name
 
 
 def _split_image(reference: str) -> tuple[str, str]:

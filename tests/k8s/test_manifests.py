@@ -176,6 +176,7 @@ def test_base_and_example_render_the_whole_fleet(rendered: dict[str, list[Obj]])
         ("PodDisruptionBudget", "bucketbridge-scheduler"),
         ("TriggerAuthentication", "bucketbridge-redis"), ("ScaledObject", "bucketbridge-worker"),
         ("PodMonitor", "bucketbridge"), ("PrometheusRule", "bucketbridge"),
+        ("NetworkPolicy", "bucketbridge"),
     }
     base_names = {(o["kind"], o["metadata"]["name"]) for o in base}
     assert expected <= base_names
@@ -475,6 +476,61 @@ def test_one_metrics_port_from_settings_to_pod_monitor(variant: list[Obj]) -> No
     assert endpoints[0]["path"] == "/metrics"
 
 
+# ---- network ----------------------------------------------------------------------------------
+
+MONITORING_NAMESPACE = {"kubernetes.io/metadata.name": "monitoring"}
+# What the fleet reaches: DNS, Redis (the example Secret's port), S3 and STS over HTTPS.
+ALLOWED_EGRESS = {(53, "UDP"), (53, "TCP"), (6379, "TCP"), (443, "TCP")}
+
+
+def test_the_network_policy_covers_every_pod_of_the_fleet_both_ways(variant: list[Obj]) -> None:
+    policy = one(variant, "NetworkPolicy")["spec"]
+    assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
+    for deployment in deployments(variant):
+        assert selector_matches(policy["podSelector"], pod_labels(deployment))
+
+
+def test_metrics_are_reachable_only_from_the_monitoring_namespace(variant: list[Obj]) -> None:
+    # Given the policy's ingress rules
+    ingress = one(variant, "NetworkPolicy")["spec"]["ingress"]
+    # Then one rule lets in the monitoring namespace's pods, on the metrics port alone
+    assert len(ingress) == 1
+    assert ingress[0]["from"] == [{"namespaceSelector": {"matchLabels": MONITORING_NAMESPACE}}]
+    assert ingress[0]["ports"] == [{"port": METRICS_PORT_NAME, "protocol": "TCP"}]
+    # (the port the containers name "metrics", which the PodMonitor scrapes)
+    for deployment in deployments(variant):
+        for container in containers(deployment):
+            assert METRICS_PORT_NAME in {p["name"] for p in container["ports"]}
+    assert [e["port"] for e in one(variant, "PodMonitor")["spec"]["podMetricsEndpoints"]] == \
+        [METRICS_PORT_NAME]
+
+
+def test_egress_is_dns_redis_and_https_only(variant: list[Obj]) -> None:
+    # Given the policy's egress rules
+    egress = one(variant, "NetworkPolicy")["spec"]["egress"]
+    # Then every rule names its ports (a rule without ports would open every port)
+    assert all(rule.get("ports") for rule in egress)
+    allowed = {(p["port"], p["protocol"]) for rule in egress for p in rule["ports"]}
+    assert allowed == ALLOWED_EGRESS
+
+
+def test_the_example_redis_is_reachable_through_the_policy(example: list[Obj]) -> None:
+    # Given the Redis URL the example's pods get, and the policy's egress ports
+    secret = one(example, "Secret", "bucketbridge-redis")
+    port = urlsplit(secret["stringData"]["url"]).port
+    egress = one(example, "NetworkPolicy")["spec"]["egress"]
+    # Then its port is open (a Redis on another port needs the policy patched as well)
+    assert (port, "TCP") in {(p["port"], p["protocol"]) for r in egress for p in r["ports"]}
+
+
+def test_strict_validation_rejects_a_broken_network_policy(example: list[Obj]) -> None:
+    policy = copy.deepcopy(one(example, "NetworkPolicy"))
+    policy["spec"]["ingress"][0]["from"][0]["namespaceSelectors"] = \
+        policy["spec"]["ingress"][0]["from"][0].pop("namespaceSelector")
+    with pytest.raises(kubernetes_validate.ValidationError, match="namespaceSelectors"):
+        kubernetes_validate.validate(policy, KUBERNETES_VERSIONS[0], strict=True)
+
+
 # ---- autoscaling ------------------------------------------------------------------------------
 
 def test_scaledobject_scales_the_worker_deployment(variant: list[Obj]) -> None:
@@ -597,11 +653,11 @@ def test_example_pins_the_image_and_binds_an_iam_role(example: list[Obj]) -> Non
     # Given the example's pods and ServiceAccount
     images = {c["image"] for d in deployments(example) for c in containers(d)}
     account = one(example, "ServiceAccount")
-    # Then they run one image from a registry, by an explicit tag
+    # Then they run one image from a registry, by its digest (a tag can be moved, a digest
+    # names the bytes)
     assert len(images) == 1
     image = images.pop()
-    assert re.fullmatch(r"[a-z0-9.-]+(:[0-9]+)?/[a-z0-9./-]+:[\w.-]+", image), image
-    assert not image.endswith(":latest")
+    assert re.fullmatch(r"[a-z0-9.-]+(:[0-9]+)?/[a-z0-9./-]+@sha256:[0-9a-f]{64}", image), image
     # And the ServiceAccount carries the IAM role the pods use for S3
     role = account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
     assert re.fullmatch(r"arn:aws:iam::\d{12}:role/[\w+=,.@/-]+", role)
