@@ -18,11 +18,14 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY shared ./shared
 COPY workers ./workers
 COPY producers ./producers
 
+# Dependencies are exactly requirements.lock's versions, each checked against its sha256
+# (--require-hashes; scripts/lock makes the file from pyproject.toml), so two builds of one
+# commit install the same bytes; `pip check` fails a lock that no longer satisfies pyproject.
 # The base has no compiler: dependencies come as binary wheels (--prefer-binary), and one that
 # would need compiling fails here rather than pulling a toolchain into the image.
 # The optional build secret "build-ca" is a CA bundle for pip to trust, for builds behind a
@@ -30,8 +33,11 @@ COPY producers ./producers
 RUN --mount=type=secret,id=build-ca,target=/run/secrets/build-ca \
     if [ -s /run/secrets/build-ca ]; then export PIP_CERT=/run/secrets/build-ca; fi \
  && python3 -m venv /opt/bucketbridge \
+ && /opt/bucketbridge/bin/python -m pip install --prefer-binary --require-hashes --no-deps \
+        -r requirements.lock \
  && /opt/bucketbridge/bin/python -m pip wheel --no-deps --wheel-dir /dist . \
- && /opt/bucketbridge/bin/python -m pip install --prefer-binary /dist/bucketbridge-*.whl \
+ && /opt/bucketbridge/bin/python -m pip install --no-deps /dist/bucketbridge-*.whl \
+ && /opt/bucketbridge/bin/python -m pip check \
  && /opt/bucketbridge/bin/bucketbridge --help >/dev/null
 
 # ---- final: the virtual environment on the bare base, run as a fixed non-root UID -------------
