@@ -10,7 +10,8 @@ scan, with nothing lost and nothing reported twice in different words:
   reason and the version given up, then ``<name>.error.txt`` is written, the file copied, the
   original deleted;
 - failed before any of it was imported: the report, the copy, the delete (the next scan fails
-  the same file again, to the same place);
+  the same file again, to the same place: the day's folder of the report already written,
+  also when the crash was before midnight and the next scan after it);
 - deleted before its end: the report, then the ``failed`` revision.
 
 Reports and destinations are named from the revision that ended the file, so a step redone
@@ -32,7 +33,7 @@ from shared.formats.importkeys import (
 )
 from shared.formats.rejects import format_rejects
 from shared.formats.times import iso_utc, parse_iso_utc
-from shared.imports.sitefiles import Upload, free_destination
+from shared.imports.sitefiles import Upload, free_destination, reported_destination
 from shared.metrics import Metrics
 from shared.store.rejectreports import RejectReports
 from shared.store.revisions import FileEnd, RevisionMeta
@@ -40,6 +41,8 @@ from shared.store.revisionwriter import Batch, RevisionWriter, SourceRange
 from shared.store.s3 import S3, ObjectInfo
 
 logger = logging.getLogger(__name__)
+
+_DAY_S = 86400.0
 
 
 @dataclass
@@ -120,9 +123,8 @@ class Finisher:
         reason = (f"file was deleted before its import finished (records "
                   f"1..{partial.record_end} were imported, up to revision {partial.number})")
         now = self.clock.now_s()
+        dest = self._unrecorded_failure(partial.source_key, Upload(partial.source_etag), now)
         upload = Upload(partial.source_etag)
-        dest = free_destination(self.s3, self.bucket, failed_key(partial.source_key, now),
-                                upload, failure_report_key)
         report = (f"bucketbridge could not finish importing s3://{self.bucket}/"
                   f"{partial.source_key}\nSite: {self.site}\nWhen: {iso_utc(now)}\n"
                   f"Reason: {reason}\n")
@@ -150,8 +152,11 @@ class Finisher:
         report, and the next scan finishes the move.  ``ended``: the revision that recorded
         the failure, and the last revision with the file's rows."""
         upload = Upload.of(info)
-        dest = free_destination(self.s3, self.bucket, failed_key(info.key, failed_at_s),
-                                upload, failure_report_key)
+        if ended is None:
+            dest = self._unrecorded_failure(info.key, upload, failed_at_s)
+        else:
+            dest = free_destination(self.s3, self.bucket, failed_key(info.key, failed_at_s),
+                                    upload, failure_report_key)
         if ended is None:
             imported = "No record of this file was imported.\n"
         else:
@@ -173,6 +178,17 @@ class Finisher:
                 "The file was deleted before it could be moved.\n").encode("utf-8"),
                 metadata=upload.metadata, content_type="text/plain")
         self._failed(info.key, reason)
+
+    def _unrecorded_failure(self, key: str, upload: Upload, now_s: float) -> str:
+        """Where a failure no revision recorded goes: where a run that died half-way (before
+        midnight, perhaps) reported it already, or a free name in today's folder."""
+        for day_s in (now_s, now_s - _DAY_S):
+            found = reported_destination(self.s3, self.bucket, failed_key(key, day_s), upload,
+                                         failure_report_key)
+            if found is not None:
+                return found
+        return free_destination(self.s3, self.bucket, failed_key(key, now_s), upload,
+                                failure_report_key)
 
     def _failed(self, key: str, reason: str) -> None:
         self.metrics.files_failed.labels(self.site).inc()

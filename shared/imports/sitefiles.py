@@ -65,3 +65,17 @@ def free_destination(s3: S3, bucket: str, dest: str, upload: Upload,
                 upload.made(s3.head(bucket, report_key(candidate))):
             return candidate
     raise PermanentError(f"no free name for s3://{bucket}/{dest} after {_MAX_NAMES} tries")
+
+
+def reported_destination(s3: S3, bucket: str, dest: str, upload: Upload,
+                         report_key: Callable[[str], str]) -> str | None:
+    """The name under ``dest``'s folder where a report of ``upload`` was already written (by a
+    run that died before it moved the file), or ``None``."""
+    for attempt in range(_MAX_NAMES + 1):
+        candidate = dest if attempt == 0 else disambiguated(dest, upload.etag, attempt)
+        report = s3.head(bucket, report_key(candidate))
+        if report is None:
+            return None
+        if upload.made(report) and upload.made(s3.head(bucket, candidate)):
+            return candidate
+    return None
