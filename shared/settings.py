@@ -14,6 +14,10 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_STORE_BUCKET = "bucketbridge-store"
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 LOG_FORMATS = ("text", "json")
+# Upper bounds: a budget beyond a day or an interval beyond a week is a typo, and a number far
+# beyond them would overflow the time limits and slot arithmetic derived from it.
+_DAY_S = 86400
+_WEEK_S = 7 * 86400
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1,
@@ -106,11 +110,13 @@ class Settings:
         return cls(
             redis_url=_redis_url(env),
             store_bucket=_store_bucket(env),
-            import_budget_s=_int(env, "BUCKETBRIDGE_IMPORT_BUDGET_S", 300),
-            export_budget_s=_int(env, "BUCKETBRIDGE_EXPORT_BUDGET_S", 300),
-            scan_interval_s=_int(env, "BUCKETBRIDGE_SCAN_INTERVAL_S", 3600),
-            export_interval_s=_int(env, "BUCKETBRIDGE_EXPORT_INTERVAL_S", 7200),
-            export_lookback_days=_int(env, "BUCKETBRIDGE_EXPORT_LOOKBACK_DAYS", 183),
+            import_budget_s=_int(env, "BUCKETBRIDGE_IMPORT_BUDGET_S", 300, maximum=_DAY_S),
+            export_budget_s=_int(env, "BUCKETBRIDGE_EXPORT_BUDGET_S", 300, maximum=_DAY_S),
+            scan_interval_s=_int(env, "BUCKETBRIDGE_SCAN_INTERVAL_S", 3600, maximum=_WEEK_S),
+            export_interval_s=_int(env, "BUCKETBRIDGE_EXPORT_INTERVAL_S", 7200,
+                                   maximum=_WEEK_S),
+            export_lookback_days=_int(env, "BUCKETBRIDGE_EXPORT_LOOKBACK_DAYS", 183,
+                                      maximum=36500),
             metrics_port=_int(env, "BUCKETBRIDGE_METRICS_PORT", 9191, minimum=0, maximum=65535),
             s3_endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
             log_format=_log_format(env),

@@ -170,6 +170,8 @@ def test_numeric_options_refuse_non_finite_and_out_of_range_values(
      "must be a database number, like /0"),
     ("BUCKETBRIDGE_STORE_BUCKET", "Bad_Bucket",
      "invalid BUCKETBRIDGE_STORE_BUCKET 'Bad_Bucket': not an S3 bucket name"),
+    ("BUCKETBRIDGE_IMPORT_BUDGET_S", "1" + "0" * 30,
+     "BUCKETBRIDGE_IMPORT_BUDGET_S must be at most 86400, got 1" + "0" * 30),
 ])
 def test_bad_settings_are_one_line_and_never_show_a_password(
         env: Env, variable: str, value: str, message: str) -> None:

@@ -12,7 +12,9 @@ import uuid
 import orjson
 import pytest
 
+from shared.errors import AccessDenied
 from shared.services import Services
+from shared.store import access as access_module
 from shared.store.claims import Locations
 from shared.store.s3 import S3
 from tests.conftest import CliResult, Env, invoke_cli
@@ -237,3 +239,25 @@ def test_update_with_a_new_role_generates_and_reveals_the_external_id_once(
     assert printed["external_id"] == stored and stored is not None
     assert orjson.loads(ok(bb(env, "sites", "show", "acme")).stdout)["external_id"] == \
         "(hidden)"
+
+
+def test_a_role_that_does_not_trust_the_new_external_id_yet_registers_the_site_paused(
+        env: Env, services: Services, import_bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a role whose trust policy does not know the external id about to be generated
+    def untrusted(*_args: object, **_kwargs: object) -> None:
+        raise AccessDenied(f"cannot assume role {ROLE}: AccessDenied")
+
+    monkeypatch.setattr(access_module, "assume_role", untrusted)
+    # When the site is added with the role and no external id
+    result = ok(add(env, "acme", import_bucket, "a.csv", "--role-arn", ROLE))
+    # Then it is registered paused, its external id shown once, and the next step said
+    config = services.sites.get("acme")
+    assert config.paused and config.external_id is not None
+    assert f"External id for {ROLE}: {config.external_id}" in result.stdout
+    assert "run: bucketbridge sites resume acme" in result.stdout
+    # And a given external id that is refused is an error, not a paused site
+    error = invoke_cli(env, "sites", "add", "beta", "--import-bucket", import_bucket,
+                       "--base-filename", "b.csv", "--role-arn", ROLE, "--external-id",
+                       "ext-9", "--allow-empty", "--yes")
+    assert error.returncode == 1 and "cannot assume role" in error.stderr
+    assert not services.sites.exists("beta")
