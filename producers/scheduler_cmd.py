@@ -45,7 +45,7 @@ def scheduler(app: AppContext, once: bool, as_json: bool) -> None:
         return
     svc = app.services
     require_guarantees(svc.store_s3, app.settings.store_bucket, svc.redis, svc.clock,
-                       "scheduler")
+                       "scheduler")  # before it serves metrics or publishes anything
     # A long-running service logs what it does (INFO), like the workers; -v still adds DEBUG.
     root = logging.getLogger()
     root.setLevel(min(root.level, logging.INFO))

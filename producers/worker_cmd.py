@@ -24,7 +24,7 @@ import click
 
 from producers.context import AppContext
 from shared.errors import UserError
-from shared.preflight import require_guarantees
+from shared.preflight import check_environment
 
 pass_app = click.make_pass_decorator(AppContext)
 
@@ -96,9 +96,9 @@ def dramatiq_argv(extra: tuple[str, ...]) -> list[str]:
 @pass_app
 def worker(app: AppContext, dramatiq_options: tuple[str, ...]) -> None:
     """Run worker processes; options go to dramatiq, such as --processes 2 --threads 4."""
-    svc = app.services
-    # Before any process starts: an environment that would void exactly-once is refused.
-    require_guarantees(svc.store_s3, app.settings.store_bucket, svc.redis, svc.clock, "worker")
+    # Before any process starts: an environment that would void exactly-once is refused.  (Its
+    # own clients: the worker's metrics must not exist before its multiprocess directory does.)
+    check_environment(app.settings, "worker")
     env = dict(os.environ)
     env["PROMETHEUS_MULTIPROC_DIR"] = prepare_multiprocess_dir(
         env.get("PROMETHEUS_MULTIPROC_DIR"))

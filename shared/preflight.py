@@ -17,10 +17,11 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from shared.clock import Clock
+from shared.clock import Clock, SystemClock
 from shared.errors import BucketbridgeError, EnvironmentRefused, PreconditionFailed
-from shared.fleet.redisconn import RedisClient, check, eviction_policy
-from shared.store.s3 import S3
+from shared.fleet.redisconn import RedisClient, check, connect, eviction_policy
+from shared.settings import Settings
+from shared.store.s3 import S3, make_client
 
 MAX_CLOCK_SKEW_S = 30.0
 PREFLIGHT_PREFIX = "preflight/"
@@ -100,6 +101,17 @@ def preflight(s3: S3, store_bucket: str, redis: RedisClient, clock: Clock) -> li
     """Every check, in order; none raises."""
     return [conditional_writes(s3, store_bucket), redis_eviction(redis),
             clock_skew(s3, store_bucket, clock)]
+
+
+def check_environment(settings: Settings, what: str, clock: Clock | None = None) -> None:
+    """``require_guarantees`` at the start of a fleet process (``what``), with clients of its
+    own: nothing else of the process (its metrics above all) exists yet."""
+    s3 = S3(make_client(settings.s3_endpoint_url))
+    redis = connect(settings.redis_url)
+    try:
+        require_guarantees(s3, settings.store_bucket, redis, clock or SystemClock(), what)
+    finally:
+        redis.close()
 
 
 def require_guarantees(s3: S3, store_bucket: str, redis: RedisClient, clock: Clock,

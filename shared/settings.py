@@ -14,10 +14,10 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_STORE_BUCKET = "bucketbridge-store"
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 LOG_FORMATS = ("text", "json")
-# Upper bounds: a budget beyond a day or an interval beyond a week is a typo, and a number far
-# beyond them would overflow the time limits and slot arithmetic derived from it.
+# Upper bounds: a budget beyond a day is a typo; an interval may be set very long (to keep a
+# scheduler from publishing), but not so long that the slot arithmetic overflows.
 _DAY_S = 86400
-_WEEK_S = 7 * 86400
+_MAX_INTERVAL_S = 10**9
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1,
@@ -112,9 +112,10 @@ class Settings:
             store_bucket=_store_bucket(env),
             import_budget_s=_int(env, "BUCKETBRIDGE_IMPORT_BUDGET_S", 300, maximum=_DAY_S),
             export_budget_s=_int(env, "BUCKETBRIDGE_EXPORT_BUDGET_S", 300, maximum=_DAY_S),
-            scan_interval_s=_int(env, "BUCKETBRIDGE_SCAN_INTERVAL_S", 3600, maximum=_WEEK_S),
+            scan_interval_s=_int(env, "BUCKETBRIDGE_SCAN_INTERVAL_S", 3600,
+                                 maximum=_MAX_INTERVAL_S),
             export_interval_s=_int(env, "BUCKETBRIDGE_EXPORT_INTERVAL_S", 7200,
-                                   maximum=_WEEK_S),
+                                   maximum=_MAX_INTERVAL_S),
             export_lookback_days=_int(env, "BUCKETBRIDGE_EXPORT_LOOKBACK_DAYS", 183,
                                       maximum=36500),
             metrics_port=_int(env, "BUCKETBRIDGE_METRICS_PORT", 9191, minimum=0, maximum=65535),
