@@ -155,6 +155,7 @@ def preview(app: AppContext, site: str, as_json: bool) -> None:
     """Show the events and properties the next file would import."""
     svc = app.services
     config = svc.sites.get(validate_site_id(site))
+    check_claims(svc, Locations.of(config))  # a hand-edited site.json reads nobody else's files
     found = probe(svc.access.for_site(config), config)
     if as_json:
         print_json(found.as_json())

@@ -142,3 +142,15 @@ def test_drain_reports_a_refused_site_as_a_failure_in_one_line(
     assert drained.returncode == 1
     lines: list[Any] = [line for line in drained.stderr.splitlines() if "evil" in line]
     assert len(lines) == 1 and "refused: the import bucket" in lines[0], drained.stderr
+
+
+def test_preview_of_a_site_edited_into_the_store_bucket_reads_nothing(
+        env: Env, services: Services, s3: S3, site: SiteConfig) -> None:
+    store = services.settings.store_bucket
+    s3.put(store, "sites/acme/export/l.csv", CSV)
+    hand_write(services, SiteConfig(site_id="evil", import_bucket=store,
+                                    base_filename="sites/acme/export/l.csv"))
+    result = invoke_cli(env, "sites", "preview", "evil")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (f"bucketbridge: error: the import bucket {store} is bucketbridge's "
+                             "store bucket: no site may import from it or export to it\n")
