@@ -241,17 +241,22 @@ class ClaimStore:
             yield key, bucket, locs
 
     def _read(self, key: str, bucket: str) -> tuple[list[Claim], str | None]:
-        info = self.s3.head(self.bucket, key)
-        if info is None:
-            return [], None
-        try:
-            with self.s3.open(self.bucket, key, if_match=info.etag) as stream:
-                raw = orjson.loads(stream.read())
-            return [Claim.from_json(c, bucket) for c in raw["claims"]], info.etag
-        except PreconditionFailed:
-            return self._read(key, bucket)
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise SiteConfigError(f"unreadable claims s3://{self.bucket}/{key}: {exc}") from None
+        """The claims of one document and the version they were read from (``None``: there
+        is no document yet)."""
+        for _ in range(_ATTEMPTS):
+            info = self.s3.head(self.bucket, key)
+            if info is None:
+                return [], None
+            try:
+                with self.s3.open(self.bucket, key, if_match=info.etag) as stream:
+                    raw = orjson.loads(stream.read())
+                return [Claim.from_json(c, bucket) for c in raw["claims"]], info.etag
+            except PreconditionFailed:
+                continue  # replaced between the two requests: read the new version
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                raise SiteConfigError(f"unreadable claims s3://{self.bucket}/{key}: "
+                                      f"{exc}") from None
+        raise PreconditionFailed(f"claims s3://{self.bucket}/{key} kept changing; try again")
 
     def _change(self, key: str, bucket: str,
                 change: Callable[[list[Claim]], list[Claim] | None]) -> None:
@@ -290,6 +295,7 @@ class ClaimStore:
                     if self._live(other, now_s, owners):
                         raise IsolationError(why)
                     stale.append(other)
+                    break
             held = {c.location for c in claims if c.site == site}
             added[:] = [Claim(site, loc, now_s) for loc in mine if loc not in held]
             if not write or (not added and not stale):

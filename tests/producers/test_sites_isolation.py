@@ -7,7 +7,8 @@ claims of real sites, on moto's S3 server and the real Redis."""
 from __future__ import annotations
 
 import re
-import uuid
+import subprocess
+import sys
 
 import orjson
 import pytest
@@ -17,7 +18,7 @@ from shared.services import Services
 from shared.store import access as access_module
 from shared.store.claims import Locations
 from shared.store.s3 import S3
-from tests.conftest import CliResult, Env, invoke_cli
+from tests.conftest import REPO, CliResult, Env, invoke_cli
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -45,12 +46,6 @@ def one_error(result: CliResult) -> str:
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert lines[0].startswith("bucketbridge: error: "), lines[0]
     return lines[0].removeprefix("bucketbridge: error: ")
-
-
-def new_bucket(s3: S3, kind: str) -> str:
-    name = f"{kind}-{uuid.uuid4().hex[:12]}"
-    s3.create_bucket(name)
-    return name
 
 
 # -- the store bucket --------------------------------------------------------------------------
@@ -261,3 +256,23 @@ def test_a_role_that_does_not_trust_the_new_external_id_yet_registers_the_site_p
                        "ext-9", "--allow-empty", "--yes")
     assert error.returncode == 1 and "cannot assume role" in error.stderr
     assert not services.sites.exists("beta")
+
+
+def test_two_operators_adding_overlapping_sites_at_once_one_wins(
+        env: Env, services: Services, import_bucket: str) -> None:
+    # When two operators add overlapping sites at the same moment, each from its own process
+    # (the claim race itself is forced in tests/shared/store/test_claims.py)
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "producers", "sites", "add", site, "--import-bucket",
+         import_bucket, "--base-filename", base, "--allow-empty", "--yes"],
+        env=env.as_dict(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for site, base in (("acme", "acc.csv"), ("beta", "accounts.csv"))]
+    results = [proc.communicate(timeout=60) for proc in procs]
+    codes = sorted(proc.returncode for proc in procs)
+    # Then one is registered and the other refused in one line, naming the winner
+    assert codes == [0, 2], results
+    winner = "acme" if procs[0].returncode == 0 else "beta"
+    loser = "beta" if winner == "acme" else "acme"
+    _, stderr = results[0 if loser == "acme" else 1]
+    assert stderr.count("\n") == 1 and f"overlaps site {winner}'s" in stderr, stderr
+    assert services.sites.exists(winner) and not services.sites.exists(loser)
