@@ -26,8 +26,10 @@ def build_listener(svc: Services, queue: Queue) -> Listener:
     settings = svc.settings
     lookup = SiteLookup(svc.store_s3, settings.store_bucket, svc.claims, svc.sites, svc.clock,
                         cache_s=settings.notify_cache_s)
-    return Listener(queue, lookup, Notices(svc.redis), svc.publisher.publish, svc.clock,
-                    svc.metrics, wait_s=settings.notify_wait_s)
+    return Listener(queue, lookup, Notices(svc.redis, settings.notify_pending_ttl_s),
+                    svc.publisher.publish, svc.clock, svc.metrics,
+                    wait_s=settings.notify_wait_s,
+                    visibility_timeout_s=settings.notify_visibility_timeout_s)
 
 
 def notify_queue(url: str | None, wait_s: int) -> Queue:

@@ -120,6 +120,9 @@ class Settings:
     notify_queue_url: str | None = None
     notify_wait_s: int = 20
     notify_cache_s: int = 30
+    # How long a received message stays hidden from other listeners before it comes back
+    # (unless deleted); a scan claimed for notifications lapses after half of it.
+    notify_visibility_timeout_s: int = 120
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -141,7 +144,15 @@ class Settings:
             notify_queue_url=_queue_url(env),
             notify_wait_s=_int(env, "BUCKETBRIDGE_NOTIFY_WAIT_S", 20, minimum=0, maximum=20),
             notify_cache_s=_int(env, "BUCKETBRIDGE_NOTIFY_CACHE_S", 30, minimum=0, maximum=3600),
+            notify_visibility_timeout_s=_int(env, "BUCKETBRIDGE_NOTIFY_VISIBILITY_TIMEOUT_S",
+                                             120, minimum=2, maximum=43200),
         )
+
+    @property
+    def notify_pending_ttl_s(self) -> int:
+        """How long a scan claimed by the listener stays claimed at most: shorter than the
+        visibility timeout, so a killed listener's messages come back after it lapsed."""
+        return self.notify_visibility_timeout_s // 2
 
     @property
     def import_time_limit_ms(self) -> int:

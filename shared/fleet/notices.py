@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 from shared.fleet.redisconn import RedisClient, translated
 
+# The defaults of ``Settings.notify_pending_ttl_s`` and ``notify_visibility_timeout_s``.
 PENDING_TTL_S = 60
-# Longer than the pending marker's TTL (see above): the listener's receive uses it.
 VISIBILITY_TIMEOUT_S = 120
 _SITE_TTL_S = 7 * 86400
 _HOUR_S = 3600

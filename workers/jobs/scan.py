@@ -38,7 +38,7 @@ class ScanJob(LeasedJob):
                  lease_ttl_s: float = DEFAULT_LEASE_TTL_S) -> None:
         super().__init__(services, shutdown_requested, lease_ttl_s, enqueue)
         self.importer = importer
-        self.notices = Notices(services.redis)
+        self.notices = Notices(services.redis, services.settings.notify_pending_ttl_s)
 
     def __call__(self, site_id: str, even_if_paused: bool = False) -> JobOutcome:
         """Run one scan; returns the outcome."""
