@@ -14,6 +14,7 @@ import orjson
 from rich.table import Table
 
 from producers.context import AppContext
+from producers.notifications_cmd import notifications
 from producers.output import HelpGroup, print_json
 from producers.output import console as make_console
 from producers.sitechanges import (
@@ -69,6 +70,9 @@ def confirm(question: str, *, yes: bool, problem: str | None = None,
 @click.group(cls=HelpGroup)
 def sites() -> None:
     """Register and manage sites."""
+
+
+sites.add_command(notifications)
 
 
 @sites.command("add")
