@@ -239,3 +239,40 @@ def test_with_the_listener_stopped_the_scheduler_still_imports_within_a_scan_int
     wait_until(all_in, interval_s + tick_s + 20, "the scheduler's scans", alive=scheduler,
                interval_s=0.5)
     assert time.monotonic() - put_at <= interval_s + tick_s + 20
+
+
+@pytest.mark.timeout(400)
+def test_a_burst_of_1000_files_is_imported_in_order_exactly_once_by_a_few_scans(
+        env: Env, s3: S3, services: Services, import_bucket: str, queue: Queue,
+        fleet: Processes) -> None:
+    # Given one site, notifications on, a worker and a listener, and no scheduler
+    site = add_site(services, "bursty", import_bucket, base="events.csv")
+    notify(s3.client, import_bucket, queue)
+    worker = start_worker(fleet, "worker")
+    listener = start_listener(fleet, queue)
+    watcher = Watcher(s3, services.settings.store_bucket, [site.site_id])
+    # When 1,000 files are uploaded at once
+    keys = [f"events-{i:05d}.csv" for i in range(1000)]
+    for i, key in enumerate(keys):
+        s3.put(import_bucket, key, csv_file(f"e{i}", 3))
+
+    # Then all are imported, in key order, each row exactly once
+    def all_in() -> bool:
+        watcher.poll()
+        return set(keys) <= set(watcher.finished())
+
+    wait_until(all_in, 360, "the burst imported", alive=worker, interval_s=1)
+    metas = sorted((meta for meta, _ in watcher.seen.values()), key=lambda m: m.number)
+    assert [m.source_key for m in metas if m.ends_file] == keys
+    assert [m.number for m in metas] == list(range(1, len(metas) + 1))
+    rows = watcher.rows(site.site_id)
+    assert len(rows) == len(set(rows)) == 3000
+    # And by at most 20 scans (the listener's and the scans' own follow-ups)
+    samples = scrape(worker)
+    assert samples is not None
+    scans = metric(samples, "bucketbridge_job_duration_seconds_count", job_kind="scan")
+    listener_samples = scrape(listener)
+    assert listener_samples is not None
+    published = metric(listener_samples, "bucketbridge_notify_scans_published_total")
+    print(f"1,000 files: {scans:.0f} scans run, {published:.0f} published by the listener")
+    assert 1 <= published <= scans <= 20

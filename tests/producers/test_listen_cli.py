@@ -30,3 +30,19 @@ def test_a_queue_that_does_not_exist_stops_the_listener_in_one_line(env: Env) ->
     assert result.returncode == 1
     assert "the queue does not exist" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_wait_longer_than_sqs_allows_is_a_settings_error(env: Env) -> None:
+    result = invoke_cli(env, "listen", BUCKETBRIDGE_NOTIFY_WAIT_S="30")
+    assert result.returncode == 2
+    assert "BUCKETBRIDGE_NOTIFY_WAIT_S must be at most 20, got 30" in result.stderr
+
+
+def test_the_listener_checks_the_environment_before_it_starts(env: Env) -> None:
+    # Given a store bucket that does not exist (the conditional-write check cannot pass)
+    result = invoke_cli(env, "listen", BUCKETBRIDGE_STORE_BUCKET="no-such-store-bucket",
+                        AWS_ENDPOINT_URL_SQS=env.endpoint,
+                        BUCKETBRIDGE_NOTIFY_QUEUE_URL=f"{env.endpoint}/123456789012/q")
+    assert result.returncode == 1
+    assert result.stderr.startswith("bucketbridge: error: the listener refuses to start: ")
+    assert len(result.stderr.strip().splitlines()) == 1
