@@ -108,7 +108,7 @@ class Listener:
                 found = self.lookup.sites_for(event.bucket, event.key)
                 if found:
                     m.notify_matched.inc()
-                    logger.info("message=%s s3://%s/%s is a file of site(s) %s",
+                    logger.debug("message=%s s3://%s/%s is a file of site(s) %s",
                                 msg.message_id, event.bucket, event.key, ", ".join(found))
                 else:
                     m.notify_unmatched.inc()
