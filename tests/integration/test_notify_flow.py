@@ -117,9 +117,9 @@ def three_sites(services: Services, s3: S3, import_bucket: str, export_bucket: s
 def test_twenty_uploads_to_three_sites_are_imported_within_seconds(
         env: Env, s3: S3, services: Services, queue: Queue, three_sites: list[SiteConfig],
         fleet: Processes) -> None:
-    # Given a worker and a listener, and no scheduler
+    # Given a worker and two listener replicas, and no scheduler
     worker = start_worker(fleet, "worker")
-    listener = start_listener(fleet, queue)
+    listeners = [start_listener(fleet, queue, f"listener-{i}") for i in range(2)]
     watcher = Watcher(s3, services.settings.store_bucket, [s.site_id for s in three_sites])
     # When 20 files are uploaded, one every 0.3 s, round the sites
     put_at: dict[str, float] = {}
@@ -147,9 +147,13 @@ def test_twenty_uploads_to_three_sites_are_imported_within_seconds(
         rows = watcher.rows(site.site_id)
         assert len(rows) == len(set(rows)) == 5 * sum(
             1 for i in range(20) if three_sites[i % 3] is site)
-    samples = scrape(listener)
-    assert samples is not None
-    assert metric(samples, "bucketbridge_notify_events_matched_total") == 20
+    # And the two replicas handled each event once between them
+    matched = 0.0
+    for listener in listeners:
+        samples = scrape(listener)
+        assert samples is not None
+        matched += metric(samples, "bucketbridge_notify_events_matched_total")
+    assert matched == 20
 
 
 _KILLED_LISTENER = """
