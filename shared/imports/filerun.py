@@ -134,6 +134,7 @@ class FileImport:
         since_check = 0
         read = reader.read
         monotonic_s = self.writer.clock.monotonic_s
+        import_time_s = int(self.writer.clock.now_s())  # the _t of alias rows without one
         while True:
             try:
                 cells = read()
@@ -145,7 +146,7 @@ class FileImport:
                                             reader.error or "unreadable", ""))
             else:
                 try:
-                    line = row_to_line(cells, columns)
+                    line = row_to_line(cells, columns, import_time_s=import_time_s)
                 except RowRejected as rej:
                     batch.rejects.append(Reject(
                         reader.number, reader.line, rej.code, rej.reason,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from shared.clock import Clock
 from shared.formats.csvrecords import RecordReader, read_header
 from shared.formats.csvrows import Columns, RowRejected, parse_header, row_kind, row_to_line
 from shared.formats.importkeys import is_gzip_key
@@ -29,14 +30,18 @@ class Preview:
     rows: list[PreviewRow]
 
 
-def preview_file(s3: S3, bucket: str, info: ObjectInfo, max_rows: int = 10) -> Preview:
+def preview_file(s3: S3, bucket: str, info: ObjectInfo, clock: Clock,
+                 max_rows: int = 10) -> Preview:
     """Read the header and the first ``max_rows`` records; ``BadFile`` if unusable.
+
+    An alias row without a Timestamp shows the time of the preview as its ``_t``.
 
     Reads at most the first few MiB (the whole stream for gzip, stopped early).
     """
     gzipped = is_gzip_key(info.key)
     stream = s3.open(bucket, info.key, if_match=info.etag,
                      end_byte=None if gzipped else PREVIEW_BYTES - 1)
+    now_s = int(clock.now_s())
     with open_stream(stream, gzipped=gzipped) as opened:
         reader = RecordReader(opened.file)
         columns = parse_header(read_header(reader).cells or [])
@@ -48,7 +53,7 @@ def preview_file(s3: S3, bucket: str, info: ObjectInfo, max_rows: int = 10) -> P
                 rows.append(PreviewRow(record.number, "rejected", None, record.error))
                 continue
             try:
-                line = row_to_line(record.cells, columns)
+                line = row_to_line(record.cells, columns, import_time_s=now_s)
             except RowRejected as rej:
                 rows.append(PreviewRow(record.number, "rejected", None, rej.reason))
                 continue
