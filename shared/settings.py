@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from shared.errors import SettingsError, UserError
+from shared.formats.csvrecords import MAX_LINE_BYTES, ReadLimits
 from shared.formats.names import validate_bucket
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -18,6 +19,8 @@ LOG_FORMATS = ("text", "json")
 # scheduler from publishing), but not so long that the slot arithmetic overflows.
 _DAY_S = 86400
 _MAX_INTERVAL_S = 10**9
+_MAX_FILE_BYTES = 5 * 1024**4  # S3's largest object
+_MAX_LINE_BYTES = 1024**3
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1,
@@ -103,6 +106,9 @@ class Settings:
     metrics_port: int = 9191
     s3_endpoint_url: str | None = None
     log_format: str = "text"  # one of LOG_FORMATS
+    # An import file past either limit is failed whole, with the limit as its reason.
+    max_file_bytes: int = ReadLimits.max_file_bytes  # decompressed
+    max_line_bytes: int = ReadLimits.max_line_bytes
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -121,7 +127,15 @@ class Settings:
             metrics_port=_int(env, "BUCKETBRIDGE_METRICS_PORT", 9191, minimum=0, maximum=65535),
             s3_endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
             log_format=_log_format(env),
+            max_file_bytes=_int(env, "BUCKETBRIDGE_MAX_FILE_BYTES", ReadLimits.max_file_bytes,
+                                minimum=MAX_LINE_BYTES, maximum=_MAX_FILE_BYTES),
+            max_line_bytes=_int(env, "BUCKETBRIDGE_MAX_LINE_BYTES", ReadLimits.max_line_bytes,
+                                minimum=MAX_LINE_BYTES, maximum=_MAX_LINE_BYTES),
         )
+
+    @property
+    def read_limits(self) -> ReadLimits:
+        return ReadLimits(max_file_bytes=self.max_file_bytes, max_line_bytes=self.max_line_bytes)
 
     @property
     def import_time_limit_ms(self) -> int:
