@@ -166,3 +166,24 @@ def test_blank_lines_before_the_header_end_with_a_bad_file() -> None:
 def test_limits_below_a_record_line_are_refused() -> None:
     with pytest.raises(ValueError, match="limits too small"):
         ReadLimits(max_line_bytes=MAX_LINE_BYTES - 1)
+
+
+def test_blank_lines_inside_a_quoted_field_are_kept_as_data() -> None:
+    # Given a quoted field holding blank lines, and blank lines between records
+    data = HEADER + b'u1,1,"a\n\n\r\n\nb"\n\n\r\n\n' + b"u2,2,E\n"
+    r = reader(data)
+    read_header(r)
+    # Then the field keeps every newline, and line numbers count every blank line
+    assert [(x.cells, x.line, x.end_line) for x in r] == [
+        (["u1", "1", "a\n\n\r\n\nb"], 2, 6), (["u2", "2", "E"], 10, 10)]
+
+
+@pytest.mark.parametrize("blank", [b"\n", b"\r\n"])
+def test_a_gzip_of_a_quarter_gib_of_blank_lines_reads_in_seconds(blank: bytes) -> None:
+    # Given a gzip bomb: a header, 256 MiB of blank lines, a row
+    count = 256 * MiB // len(blank)
+    data = gzip.compress(HEADER + blank * count + b"u1,1,E\n", compresslevel=1)
+    r = reader(data, gzipped=True)
+    read_header(r)
+    # Then the row is found, on its right line
+    assert [(x.cells, x.line) for x in r] == [(["u1", "1", "E"], count + 2)]
