@@ -45,6 +45,7 @@ from shared.store.s3 import S3, ObjectInfo
 logger = logging.getLogger(__name__)
 
 _DAY_S = 86400.0
+REPORT_PUT_BYTES = 8 * 1024 * 1024  # a bad-row report larger than this is streamed
 
 
 @dataclass
@@ -102,15 +103,23 @@ class Finisher:
         upload = Upload.of(info)
         dest = free_destination(self.s3, self.bucket, completed_key(info.key, completed_at_s),
                                 upload, row_report_key)
-        # Streamed, one revision's report at a time: millions of bad rows never sit in memory.
+        # One revision's report at a time: up to REPORT_PUT_BYTES it is one PUT, beyond it is
+        # streamed (multipart), so millions of bad rows never sit in memory.
         stored = (part for part in self.reports.read(self.site, first_revision, last_revision)
                   if part) if first_revision is not None else iter(())
-        first = next(stored, None)
-        if first is not None:
+        head = bytearray()
+        for part in stored:
+            head += part
+            if len(head) > REPORT_PUT_BYTES:
+                break
+        body = format_rejects([], with_header=True) + head
+        if len(head) > REPORT_PUT_BYTES:
             self.s3.upload(self.bucket, row_report_key(dest),
-                           Chunks(itertools.chain(
-                               (format_rejects([], with_header=True), first), stored)),
+                           Chunks(itertools.chain((bytes(body),), stored)),
                            content_type="text/csv", metadata=upload.metadata)
+        elif head:
+            self.s3.put(self.bucket, row_report_key(dest), body, metadata=upload.metadata,
+                        content_type="text/csv")
         else:
             self.s3.delete(self.bucket, row_report_key(dest))  # never a stale report beside it
         try:
