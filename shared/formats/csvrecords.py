@@ -89,7 +89,7 @@ class RecordReader:
         self._limits = limits or ReadLimits()
         self.over_budget = over_budget
         self._paused = False
-        self._fresh = True  # the next line read is the first of a csv record (or a blank one)
+        self._first_line = start_line  # the first line of the record being read
         self._next_check = self._check_point(start_byte)
         self._line = start_line - 1
         self._next_record = start_record
@@ -114,10 +114,12 @@ class RecordReader:
 
     def _advance(self, size: int) -> None:
         """Count ``size`` bytes read; every ``CHECK_EVERY_BYTES`` look at the limits and the
-        budget (cheap: one comparison per line otherwise)."""
+        budget (the hot loop inlines the comparison)."""
         self._pos += size
-        if self._pos < self._next_check:
-            return
+        if self._pos >= self._next_check:
+            self._check()
+
+    def _check(self) -> None:
         self._next_check = self._check_point(self._pos)
         if self._pos > self._limits.max_file_bytes:
             raise BadFile(f"file is larger than the limit of {self._limits.max_file_bytes} "
@@ -138,7 +140,6 @@ class RecordReader:
             if not raw:
                 return
             self._line += 1
-            fresh, self._fresh = self._fresh, False
             size = len(raw)
             if size >= limit and not raw.endswith(b"\n"):
                 # Drop the rest of an over-long line without holding it; the record reports it.
@@ -154,12 +155,14 @@ class RecordReader:
                 self._strip_bom = False
                 yield "\n"
                 continue
-            self._advance(size)
+            self._pos += size
+            if self._pos >= self._next_check:
+                self._check()
             if self._strip_bom:
                 self._strip_bom = False
                 if raw.startswith(BOM):
                     raw = raw[len(BOM):]
-            if fresh and raw in _BLANK:
+            if size <= 2 and raw in _BLANK and self._line == self._first_line:
                 # A blank line between records: the blank lines right after it are skipped
                 # at C speed (a gzip of a GiB of newlines), one csv blank line for them all.
                 self._skip_blank_lines()
@@ -218,7 +221,7 @@ class RecordReader:
             first_line = self._line + 1
             start_byte = self._pos
             self.error = self.error_code = None
-            self._fresh = True
+            self._first_line = first_line
             try:
                 cells: list[str] | None = next(self._reader)
             except csv.Error as exc:

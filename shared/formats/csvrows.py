@@ -119,10 +119,11 @@ def parse_timestamp(raw: str) -> int:
     if not text.isascii() or not text.isdigit():
         raise RowRejected("timestamp",
                           f"Timestamp {text[:_SHOWN_CHARS]!r} is not whole Unix seconds")
-    digits = text.lstrip("0")
-    if len(digits) > _MAX_TIMESTAMP_DIGITS:
-        raise RowRejected("timestamp", f"Timestamp of {len(digits)} digits is out of range")
-    value = int(digits or "0")
+    if len(text) > _MAX_TIMESTAMP_DIGITS:  # (rare: the usual Timestamp goes straight on)
+        text = text.lstrip("0") or "0"
+        if len(text) > _MAX_TIMESTAMP_DIGITS:
+            raise RowRejected("timestamp", f"Timestamp of {len(text)} digits is out of range")
+    value = int(text)
     problem = timestamp_problem(value)
     if problem is not None:
         raise RowRejected("timestamp", f"Timestamp {value} is {problem}")
