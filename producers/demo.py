@@ -182,7 +182,7 @@ def _run_demo(svc: Services, console: Console, namespace: str) -> None:
         svc.sites.create(site)
     files = matching_files(s3, site)
     section(f"1. a site is registered: {DEMO_SITE} ← s3://{DEMO_IMPORTS}/accounts*.csv")
-    render_preview(preview_file(s3, site.import_bucket, files[0]))
+    render_preview(preview_file(s3, site.import_bucket, files[0], svc.clock))
 
     section("2. the scheduler publishes the due scan message")
     runtime = Runtime.build(svc, namespace=namespace)

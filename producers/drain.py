@@ -46,8 +46,13 @@ def drain_queues(broker: RedisBroker, timeout_s: float | None, worker_threads: i
     ``stop`` is set (then the worker finishes the messages in hand, which checkpoint when the
     runtime's shutdown was requested, and puts back those it had fetched).
 
+    The actors' time limits hold as in a worker process: the middleware is booted as
+    ``dramatiq`` boots a worker process (dramatiq's time limit watchdog starts only then), so a
+    message past its ``time_limit`` is stopped here too.
+
     dramatiq attaches a worker to its broker for good: call this once per broker."""
     stop = stop or threading.Event()
+    broker.emit_after("process_boot")
     worker = dramatiq.Worker(broker, worker_threads=worker_threads, worker_timeout=100)
     worker.start()
     deadline = None if timeout_s is None else time.monotonic() + timeout_s

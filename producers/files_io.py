@@ -4,12 +4,15 @@ Progress bars appear only when stderr is a terminal; otherwise stderr carries on
 (one line per malformed line, up to a limit) and errors.  An output file is written beside its
 target under a temporary name and renamed into place only when the command succeeds, so a
 failed or interrupted run never leaves a truncated file behind, and it never replaces one of
-the command's inputs.
+the command's inputs.  A symbolic link is followed (the file it names is written that way; the
+link stays), and an output that is not a regular file (a FIFO, ``/dev/null``, a terminal) is
+written through, as a shell redirection would, never replaced by a file.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -132,13 +135,22 @@ def output(path: str | None, inputs: Sequence[Path] = ()) -> Iterator[IO[bytes]]
             os.dup2(devnull, sys.stdout.fileno())
             raise SystemExit(1) from None
         return
-    target = Path(path)
+    # A link is followed to the file it names (a dangling one: where that file would be).
+    target = Path(os.path.realpath(path))
     if not target.parent.is_dir():
         raise UserError(f"cannot write {path}: no such directory {target.parent}")
     if target.is_dir():
         raise UserError(f"cannot write {path}: it is a directory")
     if _is_input(target, inputs):
         raise UserError(f"refusing to write {path}: it is one of the inputs")
+    try:
+        mode = target.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        with _through(path, target) as file:
+            yield file
+        return
     temporary = target.parent / f".{target.name}.{os.getpid()}.tmp"
     try:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -151,3 +163,14 @@ def output(path: str | None, inputs: Sequence[Path] = ()) -> Iterator[IO[bytes]]
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def _through(path: str, target: Path) -> Iterator[IO[bytes]]:
+    """Write into ``target`` itself (a FIFO, a device): it is never replaced, nor created."""
+    try:
+        fd = os.open(target, os.O_WRONLY)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror}") from None
+    with open(fd, "wb", buffering=WRITE_BUFFER_BYTES) as file:
+        yield file

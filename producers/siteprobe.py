@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from producers.output import human_bytes, print_table
+from shared.clock import Clock
 from shared.errors import BadFile, BucketMissing, UserError
 from shared.formats.printable import printable
 from shared.imports.preview import Preview, preview_file
@@ -77,11 +78,11 @@ def reachable(access: SiteAccess, config: SiteConfig) -> S3:
     return s3
 
 
-def probe(s3: S3, site: SiteConfig) -> Probe:
+def probe(s3: S3, site: SiteConfig, clock: Clock) -> Probe:
     found = Probe(files=matching_files(s3, site))
     for info in found.files[:PROBE_FILES]:
         try:
-            found.preview = preview_file(s3, site.import_bucket, info)
+            found.preview = preview_file(s3, site.import_bucket, info, clock)
             return found
         except BadFile as exc:
             found.bad.append((info.key, exc.reason))

@@ -109,7 +109,7 @@ def add(app: AppContext, site: str, import_bucket: str, base_filename: str,
     check_claims(svc, wanted)
     untrusted = None
     try:
-        found = probe(reachable(svc.access, config), config)
+        found = probe(reachable(svc.access, config), config, svc.clock)
     except AccessDenied as exc:
         if not generated:
             raise
@@ -160,7 +160,7 @@ def preview(app: AppContext, site: str, as_json: bool) -> None:
     svc = app.services
     config = svc.sites.get(validate_site_id(site))
     check_claims(svc, Locations.of(config))  # a hand-edited site.json reads nobody else's files
-    found = probe(svc.access.for_site(config), config)
+    found = probe(svc.access.for_site(config), config, svc.clock)
     if as_json:
         print_json(found.as_json())
         return
@@ -261,7 +261,7 @@ def update(app: AppContext, site: str, import_bucket: str | None, base_filename:
         wanted = replace(wanted, paused=True)
     if moved:
         _refuse_if_running(svc, site, "change its import location")
-        found = probe(s3, wanted)
+        found = probe(s3, wanted, svc.clock)
         show_probe(found, wanted, allow_empty=allow_empty)
         problem = found.problem() or _unfinished_import(svc, site)
     restart = export_restart(svc, current, wanted)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from shared.errors import SettingsError, UserError
+from shared.formats.csvrecords import MAX_LINE_BYTES, ReadLimits
 from shared.formats.names import validate_bucket
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -18,6 +19,8 @@ LOG_FORMATS = ("text", "json")
 # scheduler from publishing), but not so long that the slot arithmetic overflows.
 _DAY_S = 86400
 _MAX_INTERVAL_S = 10**9
+_MAX_FILE_BYTES = 5 * 1024**4  # S3's largest object
+_MAX_LINE_BYTES = 1024**3
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1,
@@ -123,6 +126,9 @@ class Settings:
     # How long a received message stays hidden from other listeners before it comes back
     # (unless deleted); a scan claimed for notifications lapses after half of it.
     notify_visibility_timeout_s: int = 120
+    # An import file past either limit is failed whole, with the limit as its reason.
+    max_file_bytes: int = ReadLimits.max_file_bytes  # decompressed
+    max_line_bytes: int = ReadLimits.max_line_bytes
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -146,7 +152,15 @@ class Settings:
             notify_cache_s=_int(env, "BUCKETBRIDGE_NOTIFY_CACHE_S", 30, minimum=0, maximum=3600),
             notify_visibility_timeout_s=_int(env, "BUCKETBRIDGE_NOTIFY_VISIBILITY_TIMEOUT_S",
                                              120, minimum=2, maximum=43200),
+            max_file_bytes=_int(env, "BUCKETBRIDGE_MAX_FILE_BYTES", ReadLimits.max_file_bytes,
+                                minimum=MAX_LINE_BYTES, maximum=_MAX_FILE_BYTES),
+            max_line_bytes=_int(env, "BUCKETBRIDGE_MAX_LINE_BYTES", ReadLimits.max_line_bytes,
+                                minimum=MAX_LINE_BYTES, maximum=_MAX_LINE_BYTES),
         )
+
+    @property
+    def read_limits(self) -> ReadLimits:
+        return ReadLimits(max_file_bytes=self.max_file_bytes, max_line_bytes=self.max_line_bytes)
 
     @property
     def notify_pending_ttl_s(self) -> int:

@@ -4,17 +4,15 @@ Columns are ``_p, _p2, _t, _n`` and then each property name in the order it firs
 input.  Two passes: the first collects the names (memory grows with the number of distinct
 names, never with lines), the second writes the rows.
 
-A spreadsheet runs a cell that starts with ``= + - @``, a tab or a CR as a formula.  Unless
-``raw``, such text (header cells included) gets a leading ``'``, the usual neutralisation.  Text
-that is a plain decimal number (``-5``, ``+3.25``) is left alone: it cannot run anything.  JSON
-numbers, ``true``/``false`` and nested values are written as JSON text; ``null`` as empty.
+Unless ``raw``, text a spreadsheet would run as a formula (header cells included) is
+neutralised (``shared.formats.cells``).  A row with a CR in a cell is quoted whole, so every
+CSV reader splits it as written.  JSON numbers, ``true``/``false`` and nested values are
+written as JSON text; ``null`` as empty.
 """
 
 from __future__ import annotations
 
-import csv
 import io
-import re
 from collections.abc import Iterable
 from typing import IO, Any
 
@@ -22,21 +20,12 @@ import orjson
 
 from shared.errors import PermanentError
 from shared.filetools.sources import ByteCounter, Input, no_progress
+from shared.formats.cells import FORMULA_TRIGGERS, CsvWriter, neutralise
 from shared.formats.exportlines import RESERVED_KEYS, Line, Problems
-
-FORMULA_TRIGGERS = frozenset("=+-@\t\r")
-_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\Z")
 
 
 class InputChanged(PermanentError):
     """The input changed between the two passes of a conversion."""
-
-
-def neutralise(text: str) -> str:
-    """``text`` as a spreadsheet will show it rather than run it."""
-    if text[:1] in FORMULA_TRIGGERS and not _PLAIN_NUMBER.match(text):
-        return "'" + text
-    return text
 
 
 def render(value: Any, raw: bool = False) -> str:
@@ -69,25 +58,29 @@ def write_rows(lines: Iterable[Line], properties: list[str], out: IO[str],
     """Write the header and one row per line; returns the number of rows."""
     index = {name: i for i, name in enumerate((*RESERVED_KEYS, *properties))}
     width = len(index)
-    writer = csv.writer(out, lineterminator="\n")
+    writer = CsvWriter(out)
     writer.writerow(header(properties, raw))
-    writerow = writer.writerow
+    writerow = writer.writerow_checked
     triggers = FORMULA_TRIGGERS
     count = 0
     for line in lines:
         row = [""] * width
+        has_cr = False
         try:
             for key, value in line.items():
                 if type(value) is not str:
-                    row[index[key]] = render(value)
-                elif not raw and value[:1] in triggers:
+                    row[index[key]] = render(value)  # JSON text: a CR is escaped
+                    continue
+                if "\r" in value:
+                    has_cr = True
+                if not raw and value[:1] in triggers:
                     row[index[key]] = neutralise(value)
                 else:
                     row[index[key]] = value
         except KeyError as exc:
             raise InputChanged(f"the input changed while it was being converted (property "
                                f"{exc.args[0]!r} was not there in the first pass)") from None
-        writerow(row)
+        writerow(row, has_cr)
         count += 1
     return count
 

@@ -4,12 +4,19 @@ The import resumes a file from the byte just after the last committed record, so
 carries the offset where it ends (in the decompressed stream for gzip files).  Lines are read
 with a length limit, so a file without newlines never fills memory; bad UTF-8, over-long lines
 and malformed quoting become per-record errors instead of stopping the file.
+
+Whatever the bytes, reading is bounded: every ``CHECK_EVERY_BYTES`` read (blank lines and the
+dropped rest of over-long lines included) the reader asks its ``over_budget`` callable, and
+once it says so ``read()`` raises ``ReadPaused`` at the next record boundary, where the caller
+commits its position.  A line or a file (decompressed) past its ``ReadLimits`` fails the whole
+file with ``BadFile`` naming the limit.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO
 
@@ -17,7 +24,28 @@ from shared.errors import BadFile
 from shared.formats.csvrows import MAX_FIELD_BYTES
 from shared.formats.streams import BOM, GZIP_ERRORS, skip_bytes
 
-MAX_LINE_BYTES = 1024 * 1024
+MAX_LINE_BYTES = 1024 * 1024  # a longer line is a rejected record
+_BLANK = frozenset({b"\n", b"\r\n"})
+_BLANK_LINES = re.compile(rb"(?:\r?\n)*")  # slow (per byte): only for mixes with a CR
+HEADER_MAX_BYTES = 2 * MAX_LINE_BYTES  # the header row ends within this much of the start
+CHECK_EVERY_BYTES = 1024 * 1024  # how often reading asks whether it is over its budget
+
+
+class ReadPaused(Exception):
+    """The budget ran out: the reader stands at a record boundary, every record before
+    ``position_bytes`` was returned, none after it was started."""
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """Past these a file is refused whole (``BadFile``): no budget could ever import it."""
+
+    max_file_bytes: int = 50 * 1024**3  # decompressed
+    max_line_bytes: int = 16 * 1024**2  # a physical line; over MAX_LINE_BYTES it is rejected
+
+    def __post_init__(self) -> None:
+        if self.max_line_bytes < MAX_LINE_BYTES or self.max_file_bytes < 1:
+            raise ValueError(f"limits too small: {self}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +81,16 @@ class RecordReader:
     """
 
     def __init__(self, file: IO[bytes], *, start_byte: int = 0, start_line: int = 1,
-                 start_record: int = 0, max_line_bytes: int = MAX_LINE_BYTES) -> None:
+                 start_record: int = 0, max_line_bytes: int = MAX_LINE_BYTES,
+                 limits: ReadLimits | None = None,
+                 over_budget: Callable[[], bool] | None = None) -> None:
         self._file = file
         self._pos = start_byte
+        self._limits = limits or ReadLimits()
+        self.over_budget = over_budget
+        self._paused = False
+        self._first_line = start_line  # the first line of the record being read
+        self._next_check = self._check_point(start_byte)
         self._line = start_line - 1
         self._next_record = start_record
         self._max_line_bytes = max_line_bytes
@@ -74,6 +109,24 @@ class RecordReader:
     def position_bytes(self) -> int:
         return self._pos
 
+    def _check_point(self, pos: int) -> int:
+        return min(pos + CHECK_EVERY_BYTES, self._limits.max_file_bytes + 1)
+
+    def _advance(self, size: int) -> None:
+        """Count ``size`` bytes read; every ``CHECK_EVERY_BYTES`` look at the limits and the
+        budget (the hot loop inlines the comparison)."""
+        self._pos += size
+        if self._pos >= self._next_check:
+            self._check()
+
+    def _check(self) -> None:
+        self._next_check = self._check_point(self._pos)
+        if self._pos > self._limits.max_file_bytes:
+            raise BadFile(f"file is larger than the limit of {self._limits.max_file_bytes} "
+                          "bytes (decompressed)")
+        if self.over_budget is not None and not self._paused and self.over_budget():
+            self._paused = True
+
     def _readline(self) -> bytes:
         try:
             return self._file.readline(self._max_line_bytes)
@@ -90,24 +143,60 @@ class RecordReader:
             size = len(raw)
             if size >= limit and not raw.endswith(b"\n"):
                 # Drop the rest of an over-long line without holding it; the record reports it.
+                self._advance(size)
                 while raw and not raw.endswith(b"\n"):
                     raw = self._readline()
                     size += len(raw)
-                self._pos += size
+                    if size > self._limits.max_line_bytes:
+                        raise BadFile(f"line {self._line} is longer than the limit of "
+                                      f"{self._limits.max_line_bytes} bytes")
+                    self._advance(len(raw))
                 self._oversized.add(self._line)
                 self._strip_bom = False
                 yield "\n"
                 continue
             self._pos += size
+            if self._pos >= self._next_check:
+                self._check()
             if self._strip_bom:
                 self._strip_bom = False
                 if raw.startswith(BOM):
                     raw = raw[len(BOM):]
+            if size <= 2 and raw in _BLANK and self._line == self._first_line:
+                # A blank line between records: the blank lines right after it are skipped
+                # at C speed (a gzip of a GiB of newlines), one csv blank line for them all.
+                self._skip_blank_lines()
+                yield "\n"
+                continue
             try:
                 yield raw.decode("utf-8")
             except UnicodeDecodeError:
                 self._bad_utf8.add(self._line)
                 yield raw.decode("utf-8", "replace")
+
+    def _skip_blank_lines(self) -> None:
+        """Consume the blank lines (``\\n`` or ``\\r\\n``) that come next, counting them,
+        until other bytes, the end, or a pause."""
+        peek = getattr(self._file, "peek", None)
+        if peek is None:
+            return
+        while not self._paused:
+            try:
+                ahead = peek(CHECK_EVERY_BYTES)[:CHECK_EVERY_BYTES]
+                run = len(ahead) - len(ahead.lstrip(b"\r\n"))
+                if ahead[:run].endswith(b"\r"):
+                    run -= 1  # its LF, if any, is not read yet
+                span = ahead[:run]
+                if span.count(b"\r") != span.count(b"\r\n"):  # a CR alone is no blank line
+                    blank = _BLANK_LINES.match(ahead, 0, run)
+                    run = blank.end() if blank else 0
+                if not run:
+                    return
+                skipped = self._file.read(run)
+            except GZIP_ERRORS as exc:
+                raise BadFile(f"not a valid gzip file: {exc}") from None
+            self._line += skipped.count(b"\n")
+            self._advance(len(skipped))
 
     def _flagged(self, first: int, last: int) -> tuple[str, str] | None:
         if self._oversized and any(n in self._oversized for n in range(first, last + 1)):
@@ -123,11 +212,16 @@ class RecordReader:
         The hot path of the import: no object per record.  After the call, ``number``,
         ``line``, ``end_line``, ``position_bytes`` and ``error``/``error_code`` describe the
         record just read (the csv module never reads ahead of the record it returns).
+        ``ReadPaused`` once the budget ran out (see the module); a later call goes on.
         """
         while True:
+            if self._paused:
+                self._paused = False
+                raise ReadPaused
             first_line = self._line + 1
             start_byte = self._pos
             self.error = self.error_code = None
+            self._first_line = first_line
             try:
                 cells: list[str] | None = next(self._reader)
             except csv.Error as exc:
@@ -170,11 +264,18 @@ class RecordReader:
 
 
 def read_header(reader: RecordReader) -> Record:
-    """Take the header, the first record of a reader started at byte 0; ``BadFile`` if none."""
+    """Take the header, the first record of a reader started at byte 0; ``BadFile`` if none,
+    also when blank lines go on for more than ``HEADER_MAX_BYTES``."""
+    budget = reader.over_budget
+    reader.over_budget = lambda: reader.position_bytes > HEADER_MAX_BYTES
     try:
         header = next(reader)
     except StopIteration:
         raise BadFile("file is empty: no header row") from None
+    except ReadPaused:
+        raise BadFile(f"no header row in the first {HEADER_MAX_BYTES} bytes") from None
+    finally:
+        reader.over_budget = budget
     if header.error_code == "utf8":
         raise BadFile("not a CSV text file: the first line is not valid UTF-8")
     if header.cells is None:

@@ -12,11 +12,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import BadFile
-from shared.formats.times import timestamp_problem
+from shared.formats.times import MAX_TIMESTAMP_S, timestamp_problem
 
 MAX_FIELD_BYTES = 64 * 1024
 _PROP_PREFIX = "prop:"
 _KNOWN = frozenset({"identity", "timestamp", "event", "alias"})
+# A Timestamp with more significant digits than this is out of range whatever it says: checked
+# before ``int()``, which refuses (ValueError) strings over 4,300 digits and is quadratic below.
+_MAX_TIMESTAMP_DIGITS = len(str(MAX_TIMESTAMP_S * 1000))
+_SHOWN_CHARS = 40  # of a cell quoted in a reason: a huge cell never makes a huge report
 
 
 class RowRejected(Exception):
@@ -64,11 +68,7 @@ def parse_header(cells: list[str]) -> Columns:
         shown = ",".join(c.strip() for c in cells[:4])[:80]
         raise BadFile(f"no header row: the first line ({shown!r}) names none of the columns "
                       "Identity, Timestamp, Event, Alias, Prop:<Name>")
-    seen: set[str] = set()
-    for name in normal:
-        if name in seen and (name in _KNOWN or name.startswith(_PROP_PREFIX)):
-            raise BadFile(f"header names column {name!r} twice")
-        seen.add(name)
+    _refuse_duplicates(cells, normal)
     if "identity" not in normal:
         raise BadFile("header has no Identity column")
     if "timestamp" not in normal and "alias" not in normal:
@@ -92,24 +92,50 @@ def parse_header(cells: list[str]) -> Columns:
                    props=tuple(props))
 
 
+def _refuse_duplicates(cells: list[str], normal: list[str]) -> None:
+    """``BadFile`` naming both columns when two header cells name one column or property
+    (``Prop:Plan`` and ``prop: Plan`` are one property): one value would silently win."""
+    first: dict[str, int] = {}
+    for i, name in enumerate(normal):
+        if name.startswith(_PROP_PREFIX):
+            key = _PROP_PREFIX + name[len(_PROP_PREFIX):].strip()
+        elif name in _KNOWN:
+            key = name
+        else:
+            continue
+        if key in first:
+            j = first[key]
+            raise BadFile(f"header columns {j + 1} ({cells[j].strip()!r}) and {i + 1} "
+                          f"({cells[i].strip()!r}) name the same "
+                          f"{'property' if key.startswith(_PROP_PREFIX) else 'column'}")
+        first[key] = i
+
+
 def parse_timestamp(raw: str) -> int:
+    """Whole Unix seconds in the accepted range, or ``RowRejected`` saying why not."""
     text = raw.strip()
     if not text:
         raise RowRejected("timestamp", "missing Timestamp")
-    if not text.isdigit() or not text.isascii():
-        raise RowRejected("timestamp", f"Timestamp {text[:40]!r} is not whole Unix seconds")
+    if not text.isascii() or not text.isdigit():
+        raise RowRejected("timestamp",
+                          f"Timestamp {text[:_SHOWN_CHARS]!r} is not whole Unix seconds")
+    if len(text) > _MAX_TIMESTAMP_DIGITS:  # (rare: the usual Timestamp goes straight on)
+        text = text.lstrip("0") or "0"
+        if len(text) > _MAX_TIMESTAMP_DIGITS:
+            raise RowRejected("timestamp", f"Timestamp of {len(text)} digits is out of range")
     value = int(text)
     problem = timestamp_problem(value)
     if problem is not None:
-        raise RowRejected("timestamp", f"Timestamp {text} is {problem}")
+        raise RowRejected("timestamp", f"Timestamp {value} is {problem}")
     return value
 
 
-def row_to_line(cells: list[str], columns: Columns) -> dict[str, Any]:
+def row_to_line(cells: list[str], columns: Columns, *, import_time_s: int) -> dict[str, Any]:
     """Map one data row to its export line, or raise ``RowRejected`` with the reason.
 
     Keys come in the order ``_p, _t, _n, _p2`` then properties in header order; empty values are
-    left out.  Property values stay strings: CSV carries no types.
+    left out.  Property values stay strings: CSV carries no types.  An alias row without a
+    Timestamp gets ``import_time_s`` (the time of the import, whole Unix seconds) as its ``_t``.
     """
     if len(cells) != columns.width:
         raise RowRejected("fields", f"expected {columns.width} fields, found {len(cells)}")
@@ -122,10 +148,8 @@ def row_to_line(cells: list[str], columns: Columns) -> dict[str, Any]:
         raise RowRejected("event_and_alias", "a row may have an Event or an Alias, not both")
     line: dict[str, Any] = {"_p": identity}
     raw_t = cells[columns.timestamp] if columns.timestamp is not None else ""
-    if alias and not raw_t.strip():
-        pass  # alias rows may leave out the timestamp
-    else:
-        line["_t"] = parse_timestamp(raw_t)
+    # Alias rows may leave out the timestamp; the line still needs one.
+    line["_t"] = import_time_s if alias and not raw_t.strip() else parse_timestamp(raw_t)
     if event:
         line["_n"] = event
     if alias:
@@ -134,7 +158,7 @@ def row_to_line(cells: list[str], columns: Columns) -> dict[str, Any]:
         value = cells[i]
         if value:
             line[name] = value
-    if len(line) == 2 and "_t" in line:
+    if len(line) == 2:  # _p and _t alone
         raise RowRejected("empty", "row has no Event, Alias or property values")
     return line
 

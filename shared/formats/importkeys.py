@@ -2,7 +2,9 @@
 
 Pure functions: no I/O.  A site names a base filename such as ``accounts.csv`` (optionally inside
 a folder, ``incoming/accounts.csv``); the files that match are ``<folder><stem>*<ext>`` directly
-in that folder, where ``<ext>`` is ``.csv`` or ``.csv.gz`` for a ``.csv`` base name.
+in that folder, where ``<ext>`` is ``.csv`` or ``.csv.gz`` for a ``.csv`` base name.  The
+extension is matched without regard to case (``accounts-1.CSV``, ``accounts-2.csv.GZ``), as
+people and tools write it either way; the folder and stem are matched exactly, as S3 lists them.
 """
 
 from __future__ import annotations
@@ -62,7 +64,8 @@ class FilePattern:
         rest = key[len(self.folder):]
         if "/" in rest:
             return False
-        return any(rest.endswith(ext) and len(rest) >= len(self.stem) + len(ext)
+        lowered = rest.lower()
+        return any(lowered.endswith(ext.lower()) and len(rest) >= len(self.stem) + len(ext)
                    for ext in self.extensions)
 
 

@@ -1,12 +1,16 @@
 """The bad-row report of an import file, ``<name>.errors.csv``: one row per record that was
-skipped, with its record number, its first line, the reason and the start of its content."""
+skipped, with its record number, its first line, the reason and the start of its content.
+
+Customers open it in a spreadsheet: its text is neutralised as ``files to-csv`` neutralises
+it (``=HYPERLINK(…)`` in a rejected row stays text), and a CR in a cell is quoted."""
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from shared.formats.cells import CsvWriter, neutralise
 
 REJECT_HEADER = ("Record", "Line", "Reason", "Content")
 REJECT_CONTENT_CHARS = 200
@@ -23,9 +27,10 @@ class Reject:
 
 def format_rejects(rejects: Iterable[Reject], with_header: bool) -> bytes:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = CsvWriter(out)
     if with_header:
         writer.writerow(REJECT_HEADER)
     for r in rejects:
-        writer.writerow((r.record, r.line, r.reason, r.content))
+        writer.writerow((str(r.record), str(r.line), neutralise(r.reason),
+                         neutralise(r.content)))
     return out.getvalue().encode("utf-8")

@@ -17,7 +17,14 @@ from typing import IO
 import orjson
 
 from shared.errors import BadFile, ObjectMissing, PreconditionFailed
-from shared.formats.csvrecords import MAX_LINE_BYTES, RecordReader, read_header, skip_to
+from shared.formats.csvrecords import (
+    HEADER_MAX_BYTES,
+    ReadLimits,
+    ReadPaused,
+    RecordReader,
+    read_header,
+    skip_to,
+)
 from shared.formats.csvrows import Columns, RowRejected, parse_header, row_to_line
 from shared.formats.rejects import REJECT_CONTENT_CHARS, Reject
 from shared.formats.streams import open_stream
@@ -28,7 +35,8 @@ from shared.store.s3 import S3
 
 logger = logging.getLogger(__name__)
 
-# The deadline and the stop request are looked at this often (and whenever a batch is full).
+# The deadline and the stop request are looked at this often (and whenever a batch is full),
+# and by the reader every CHECK_EVERY_BYTES it reads, blank lines and over-long lines included.
 _CHECK_EVERY_RECORDS = 2048
 
 
@@ -67,15 +75,17 @@ class FileImport:
     """Imports one file of one site from a position until its end, the deadline, or a stop."""
 
     def __init__(self, s3: S3, bucket: str, writer: RevisionWriter, metrics: Metrics,
-                 limits: Limits | None = None) -> None:
+                 limits: Limits | None = None, read_limits: ReadLimits | None = None) -> None:
         self.s3 = s3
         self.bucket = bucket
         self.writer = writer
         self.site = writer.site
         self.metrics = metrics
         self.limits = limits or Limits()
+        self.read_limits = read_limits or ReadLimits()
 
-    def _open(self, pos: FilePosition, streams: ExitStack) -> tuple[Columns, RecordReader]:
+    def _open(self, pos: FilePosition, streams: ExitStack,
+              over_budget: Callable[[], bool]) -> tuple[Columns, RecordReader]:
         """The header's columns and a reader positioned at ``pos``; every stream opened is
         closed by ``streams``, also when the run stops before the end of the file."""
 
@@ -86,10 +96,10 @@ class FileImport:
 
         try:
             if pos.byte_start == 0:
-                reader = RecordReader(lines())
+                reader = RecordReader(lines(), limits=self.read_limits, over_budget=over_budget)
                 return parse_header(read_header(reader).cells or []), reader
-            head_file = lines(end_byte=None if pos.gzipped else 2 * MAX_LINE_BYTES)
-            header = read_header(RecordReader(head_file))
+            head_file = lines(end_byte=None if pos.gzipped else HEADER_MAX_BYTES)
+            header = read_header(RecordReader(head_file, limits=self.read_limits))
             columns = parse_header(header.cells or [])
             if pos.gzipped:
                 skip_to(head_file, pos.byte_start - header.end_byte)
@@ -97,7 +107,8 @@ class FileImport:
             else:
                 file = lines(start_byte=pos.byte_start)
             reader = RecordReader(file, start_byte=pos.byte_start, start_line=pos.next_line,
-                                  start_record=pos.next_record)
+                                  start_record=pos.next_record, limits=self.read_limits,
+                                  over_budget=over_budget)
             return columns, reader
         except PreconditionFailed:
             raise BadFile("file changed while it was being imported (its ETag is no longer "
@@ -114,8 +125,11 @@ class FileImport:
         file is unusable and ``RevisionExists`` if another writer got ahead (the caller must
         stop).
         """
+        def over_budget() -> bool:
+            return self.writer.clock.monotonic_s() >= deadline_mono_s or should_stop()
+
         with ExitStack() as streams:
-            columns, reader = self._open(pos, streams)
+            columns, reader = self._open(pos, streams, over_budget)
             try:
                 return self._run(pos, columns, reader, last_revision, deadline_mono_s,
                                  should_stop)
@@ -134,18 +148,23 @@ class FileImport:
         since_check = 0
         read = reader.read
         monotonic_s = self.writer.clock.monotonic_s
+        import_time_s = int(self.writer.clock.now_s())  # the _t of alias rows without one
         while True:
             try:
                 cells = read()
             except StopIteration:
                 break
+            except ReadPaused:  # the budget ran out within blank or over-long lines
+                if not batch.empty or reader.position_bytes > batch.byte_start:
+                    self._commit(batch, pos, reader, outcome, FileEnd.OPEN)
+                return outcome
             if cells is None:
                 batch.rejects.append(Reject(reader.number, reader.line,
                                             reader.error_code or "malformed",
                                             reader.error or "unreadable", ""))
             else:
                 try:
-                    line = row_to_line(cells, columns)
+                    line = row_to_line(cells, columns, import_time_s=import_time_s)
                 except RowRejected as rej:
                     batch.rejects.append(Reject(
                         reader.number, reader.line, rej.code, rej.reason,

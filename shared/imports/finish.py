@@ -20,7 +20,9 @@ after a crash writes the same report to the same place.
 
 from __future__ import annotations
 
+import itertools
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from shared.clock import Clock
@@ -43,6 +45,7 @@ from shared.store.s3 import S3, ObjectInfo
 logger = logging.getLogger(__name__)
 
 _DAY_S = 86400.0
+REPORT_PUT_BYTES = 8 * 1024 * 1024  # a bad-row report larger than this is streamed
 
 
 @dataclass
@@ -51,6 +54,30 @@ class Finished:
 
     completed: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+class Chunks:
+    """A byte stream made of ``parts`` read one after another, for a streamed upload."""
+
+    def __init__(self, parts: Iterator[bytes]) -> None:
+        self._parts = parts
+        self._current = b""
+        self._at = 0  # bytes of the current part already read
+
+    def read(self, size_bytes: int = -1, /) -> bytes:
+        out = bytearray()
+        while size_bytes < 0 or len(out) < size_bytes:
+            if self._at >= len(self._current):
+                self._current, self._at = next(self._parts, b""), 0
+                if not self._current:
+                    break
+            end = len(self._current) if size_bytes < 0 else self._at + size_bytes - len(out)
+            out += self._current[self._at:end]
+            self._at = min(end, len(self._current))
+        return bytes(out)
+
+    def close(self) -> None:
+        return None
 
 
 class Finisher:
@@ -76,12 +103,23 @@ class Finisher:
         upload = Upload.of(info)
         dest = free_destination(self.s3, self.bucket, completed_key(info.key, completed_at_s),
                                 upload, row_report_key)
-        stored = b"".join(self.reports.read(self.site, first_revision, last_revision)) \
-            if first_revision is not None else b""
-        if stored:
-            self.s3.put(self.bucket, row_report_key(dest),
-                        format_rejects([], with_header=True) + stored,
-                        metadata=upload.metadata, content_type="text/csv")
+        # One revision's report at a time: up to REPORT_PUT_BYTES it is one PUT, beyond it is
+        # streamed (multipart), so millions of bad rows never sit in memory.
+        stored = (part for part in self.reports.read(self.site, first_revision, last_revision)
+                  if part) if first_revision is not None else iter(())
+        head = bytearray()
+        for part in stored:
+            head += part
+            if len(head) > REPORT_PUT_BYTES:
+                break
+        body = format_rejects([], with_header=True) + head
+        if len(head) > REPORT_PUT_BYTES:
+            self.s3.upload(self.bucket, row_report_key(dest),
+                           Chunks(itertools.chain((bytes(body),), stored)),
+                           content_type="text/csv", metadata=upload.metadata)
+        elif head:
+            self.s3.put(self.bucket, row_report_key(dest), body, metadata=upload.metadata,
+                        content_type="text/csv")
         else:
             self.s3.delete(self.bucket, row_report_key(dest))  # never a stale report beside it
         try:

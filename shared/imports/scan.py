@@ -17,6 +17,7 @@ from enum import StrEnum
 from shared.clock import Clock
 from shared.errors import BadFile
 from shared.fleet.hints import RevisionTailCache
+from shared.formats.csvrecords import ReadLimits
 from shared.formats.importkeys import is_gzip_key
 from shared.formats.times import parse_iso_utc
 from shared.imports.cursor import CSV_SOURCE, Cursor, Recovery, Revisions, recover
@@ -61,7 +62,8 @@ class ScanResult:
 
 class Importer:
     def __init__(self, store: EventStore, reports: RejectReports, hints: RevisionTailCache,
-                 clock: Clock, metrics: Metrics, limits: Limits | None = None) -> None:
+                 clock: Clock, metrics: Metrics, limits: Limits | None = None,
+                 read_limits: ReadLimits | None = None) -> None:
         self.store = store
         self.reports = reports
         self.revisions = Revisions(store, hints)
@@ -69,6 +71,7 @@ class Importer:
         self.clock = clock
         self.metrics = metrics
         self.limits = limits or Limits()
+        self.read_limits = read_limits or ReadLimits()
 
     def scan(self, site: SiteConfig, s3: S3, budget_s: float,
              should_stop: Callable[[], bool] = lambda: False,
@@ -92,7 +95,8 @@ class Importer:
                 break
             pos = resume if resume is not None and resume.key == info.key else FilePosition(
                 key=info.key, etag=info.etag, gzipped=is_gzip_key(info.key))
-            runner = FileImport(s3, site.import_bucket, writer, self.metrics, self.limits)
+            runner = FileImport(s3, site.import_bucket, writer, self.metrics, self.limits,
+                                self.read_limits)
             try:
                 out = runner.run(pos, latest, deadline, should_stop)
             except BadFile as exc:

@@ -29,6 +29,7 @@ from shared.errors import (
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+    from shared.formats.streams import ByteSource
     from shared.store.sts import RoleCredentials
 
 logger = logging.getLogger(__name__)
@@ -300,12 +301,16 @@ class S3:
         except Exception as exc:
             translate(exc, dst_bucket, dst_key)
 
-    def upload(self, bucket: str, key: str, source: ObjectStream,
-               content_type: str = "application/octet-stream") -> None:
+    def upload(self, bucket: str, key: str, source: ByteSource,
+               content_type: str = "application/octet-stream", *,
+               metadata: Mapping[str, str] | None = None) -> None:
         """Stream ``source`` into an object in bounded memory (multipart above 8 MiB)."""
+        extra: dict[str, Any] = {"ContentType": content_type}
+        if metadata:
+            extra["Metadata"] = dict(metadata)
         try:
             self.client.upload_fileobj(source, bucket, key,  # type: ignore[arg-type]
-                                       ExtraArgs={"ContentType": content_type})
+                                       ExtraArgs=extra)
         except Exception as exc:
             translate(exc, bucket, key)
 

@@ -174,3 +174,18 @@ def test_conversion_memory_stays_bounded_as_the_input_grows(tmp_path: Path) -> N
     assert rows == 120_000 and sink.size_bytes > size_bytes // 3
     assert size_bytes > 15_000_000
     assert peak_bytes < 8 * 1024 * 1024, peak_bytes
+
+
+def test_a_value_with_a_lone_cr_round_trips_through_pythons_csv(tmp_path: Path) -> None:
+    # Given export lines whose values hold a lone CR, a CRLF and a LF
+    lines: list[Line] = [{"_p": "a\rb", "_t": 1, "Note": "one\rtwo"},
+                         {"_p": "c", "_t": 2, "Note": "x\r\ny", "Other": "p\nq"}]
+    path = tmp_path / "in.json"
+    path.write_bytes(ndjson(lines))
+    out = io.BytesIO()
+    # When converted to CSV
+    to_csv(resolve_input(str(path), no_s3), out, Problems())
+    # Then Python's csv reads every value back as it was, one record per line
+    assert rows_of(out.getvalue()) == [["_p", "_p2", "_t", "_n", "Note", "Other"],
+                                       ["a\rb", "", "1", "", "one\rtwo", ""],
+                                       ["c", "", "2", "", "x\r\ny", "p\nq"]]

@@ -16,13 +16,15 @@ from shared.formats.times import MAX_TIMESTAMP_S
 
 pytestmark = pytest.mark.timeout(60)
 
+IMPORT_T = 1_709_251_199  # the time of the import: the _t of alias rows without one
+
 
 def header(text: str) -> Columns:
     return parse_header(text.split(","))
 
 
 def convert(head: str, row: list[str]) -> dict[str, object]:
-    return row_to_line(row, header(head))
+    return row_to_line(row, header(head), import_time_s=IMPORT_T)
 
 
 def rejected(head: str, row: list[str]) -> RowRejected:
@@ -85,9 +87,16 @@ def test_unknown_columns_are_ignored_even_when_repeated() -> None:
                                          "with an Alias column, may leave it out)"),
     (["Timestamp", "Event", "Alias"], "header has no Identity column"),
     (["User", "Timestamp", "Event"], "header has no Identity column"),
-    (["Identity", "Timestamp", "identity"], "header names column 'identity' twice"),
-    (["Identity", "Timestamp", "Event", " EVENT "], "header names column 'event' twice"),
-    (["Identity", "Timestamp", "Prop:Plan", "prop:plan"], "header names column 'prop:plan' twice"),
+    (["Identity", "Timestamp", "identity"],
+     "header columns 1 ('Identity') and 3 ('identity') name the same column"),
+    (["Identity", "Timestamp", "Event", " EVENT "],
+     "header columns 3 ('Event') and 4 ('EVENT') name the same column"),
+    (["Identity", "Timestamp", "Prop:Plan", "prop:plan"],
+     "header columns 3 ('Prop:Plan') and 4 ('prop:plan') name the same property"),
+    (["Identity", "Timestamp", "Prop:Plan", "Prop: Plan"],
+     "header columns 3 ('Prop:Plan') and 4 ('Prop: Plan') name the same property"),
+    (["Prop:Plan ", "Identity", "Timestamp", "PROP:  plan"],
+     "header columns 1 ('Prop:Plan') and 4 ('PROP:  plan') name the same property"),
     (["Identity", "Timestamp", "Prop:"], "header column 3 is 'Prop:' without a property name"),
     (["Identity", "Prop:  ", "Timestamp"], "header column 2 is 'Prop:' without a property name"),
     (["Identity", "Timestamp", "Prop:_x"], "property name '_x' is reserved (names may not start "
@@ -156,13 +165,13 @@ def test_property_set_without_an_event_column() -> None:
 
 def test_alias_row_without_timestamp_column() -> None:
     line = convert("Identity,Alias", ["anon-1", "user@example.com"])
-    assert line == {"_p": "anon-1", "_p2": "user@example.com"}
+    assert line == {"_p": "anon-1", "_t": IMPORT_T, "_p2": "user@example.com"}
     assert row_kind(line) == "alias"
 
 
 def test_alias_row_with_empty_timestamp() -> None:
     line = convert("Identity,Timestamp,Event,Alias", ["anon-1", " ", "", "user1"])
-    assert line == {"_p": "anon-1", "_p2": "user1"}
+    assert line == {"_p": "anon-1", "_t": IMPORT_T, "_p2": "user1"}
 
 
 def test_alias_row_with_timestamp_keeps_it() -> None:
@@ -238,6 +247,26 @@ def test_rejected_rows_carry_a_code_and_a_reason(head: str, row: list[str], code
     # Then it is rejected with its fixed code and a reason naming the problem
     assert (exc.code, exc.reason) == (code, reason)
     assert str(exc) == reason
+
+
+@pytest.mark.parametrize("digits", [14, 4_300, 4_301, 100_000])
+def test_timestamp_of_thousands_of_digits_is_a_rejected_row(digits: int) -> None:
+    # Given a Timestamp too long for int() (over 4,300 digits raises ValueError)
+    exc = rejected(EVENTS, ["u", "9" * digits, "E", "p"])
+    # Then the row is rejected, and the reason stays short
+    assert (exc.code, exc.reason) == ("timestamp", f"Timestamp of {digits} digits is out of range")
+
+
+def test_leading_zeros_do_not_count_as_digits() -> None:
+    assert convert(EVENTS, ["u", "0" * 5_000 + "1700000000", "E", ""])["_t"] == 1_700_000_000
+
+
+def test_alias_row_without_timestamp_gets_the_import_time_every_line_has_t() -> None:
+    # Given alias rows with and without a Timestamp, and event rows
+    head = "Identity,Timestamp,Event,Alias"
+    rows = [["a", "", "", "b"], ["a", "5", "", "b"], ["a", "6", "E", ""]]
+    # Then every line has _t: its own, or the import time for an alias row without one
+    assert [convert(head, r)["_t"] for r in rows] == [IMPORT_T, 5, 6]
 
 
 def test_long_bad_timestamp_is_shown_cut_short() -> None:

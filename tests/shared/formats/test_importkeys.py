@@ -43,6 +43,9 @@ def unix_s(year: int, month: int, day: int, hour: int = 0, minute: int = 0,
     "accountsX.csv",
     "accounts-1.csv.gz",
     "accounts.csv.gz",
+    "accounts-2.CSV",
+    "accounts-3.csv.GZ",
+    "accounts-4.Csv.Gz",
 ])
 def test_csv_base_name_matches_its_family(key: str) -> None:
     # Given the base name accounts.csv
@@ -64,6 +67,8 @@ def test_csv_base_name_matches_its_family(key: str) -> None:
     "accounts.txt",
     "accounts",
     "accounts.gz",
+    "accounts.GZ",
+    "accounts.CSV.bak",
     "account.csv",
     "",
 ])
