@@ -14,6 +14,7 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_STORE_BUCKET = "bucketbridge-store"
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 LOG_FORMATS = ("text", "json")
+CSV_ENGINES = ("auto", "fast", "python")
 # Upper bounds: a budget beyond a day is a typo; an interval may be set very long (to keep a
 # scheduler from publishing), but not so long that the slot arithmetic overflows.
 _DAY_S = 86400
@@ -91,6 +92,14 @@ def _log_format(env: Mapping[str, str]) -> str:
     return value
 
 
+def _csv_engine(env: Mapping[str, str]) -> str:
+    value = (env.get("BUCKETBRIDGE_CSV_ENGINE") or "auto").strip().lower()
+    if value not in CSV_ENGINES:
+        raise SettingsError(f"invalid BUCKETBRIDGE_CSV_ENGINE {value!r}: use auto, fast or "
+                            "python")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     redis_url: str = DEFAULT_REDIS_URL
@@ -103,6 +112,7 @@ class Settings:
     metrics_port: int = 9191
     s3_endpoint_url: str | None = None
     log_format: str = "text"  # one of LOG_FORMATS
+    csv_engine: str = "auto"  # one of CSV_ENGINES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -121,6 +131,7 @@ class Settings:
             metrics_port=_int(env, "BUCKETBRIDGE_METRICS_PORT", 9191, minimum=0, maximum=65535),
             s3_endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
             log_format=_log_format(env),
+            csv_engine=_csv_engine(env),
         )
 
     @property

@@ -21,6 +21,7 @@ from shared.formats.csvrecords import MAX_LINE_BYTES, RecordReader, read_header,
 from shared.formats.csvrows import Columns, RowRejected, parse_header, row_to_line
 from shared.formats.rejects import REJECT_CONTENT_CHARS, Reject
 from shared.formats.streams import open_stream
+from shared.imports.fastrows import FastRows
 from shared.metrics import Metrics
 from shared.store.revisions import FileEnd, RevisionMeta
 from shared.store.revisionwriter import Batch, Limits, RevisionWriter, SourceRange
@@ -67,7 +68,9 @@ class FileImport:
     """Imports one file of one site from a position until its end, the deadline, or a stop."""
 
     def __init__(self, s3: S3, bucket: str, writer: RevisionWriter, metrics: Metrics,
-                 limits: Limits | None = None) -> None:
+                 limits: Limits | None = None, fast: bool = False) -> None:
+        """``fast``: convert plain records with ``shared.imports.fastrows`` (same output)."""
+        self.fast = fast
         self.s3 = s3
         self.bucket = bucket
         self.writer = writer
@@ -134,7 +137,12 @@ class FileImport:
         since_check = 0
         read = reader.read
         monotonic_s = self.writer.clock.monotonic_s
+        fast = FastRows.for_columns(columns) if self.fast else None
         while True:
+            if fast is not None:
+                # Plain records up to (not including) the next one this loop must see itself.
+                since_check += fast.take(reader, batch, limits,
+                                         _CHECK_EVERY_RECORDS - 1 - since_check)
             try:
                 cells = read()
             except StopIteration:

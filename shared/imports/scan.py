@@ -20,6 +20,7 @@ from shared.fleet.hints import RevisionTailCache
 from shared.formats.importkeys import is_gzip_key
 from shared.formats.times import parse_iso_utc
 from shared.imports.cursor import CSV_SOURCE, Cursor, Recovery, Revisions, recover
+from shared.imports.fastrows import use_fast
 from shared.imports.filerun import FileImport, FileOutcome, FilePosition
 from shared.imports.finish import Finisher
 from shared.imports.sitefiles import matching_files
@@ -61,7 +62,9 @@ class ScanResult:
 
 class Importer:
     def __init__(self, store: EventStore, reports: RejectReports, hints: RevisionTailCache,
-                 clock: Clock, metrics: Metrics, limits: Limits | None = None) -> None:
+                 clock: Clock, metrics: Metrics, limits: Limits | None = None,
+                 csv_engine: str = "auto") -> None:
+        self.fast = use_fast(csv_engine)
         self.store = store
         self.reports = reports
         self.revisions = Revisions(store, hints)
@@ -92,7 +95,8 @@ class Importer:
                 break
             pos = resume if resume is not None and resume.key == info.key else FilePosition(
                 key=info.key, etag=info.etag, gzipped=is_gzip_key(info.key))
-            runner = FileImport(s3, site.import_bucket, writer, self.metrics, self.limits)
+            runner = FileImport(s3, site.import_bucket, writer, self.metrics, self.limits,
+                                self.fast)
             try:
                 out = runner.run(pos, latest, deadline, should_stop)
             except BadFile as exc:
