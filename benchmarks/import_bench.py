@@ -124,7 +124,8 @@ def expected_line(row: Sequence[str]) -> dict[str, Any]:
 # -- processes -----------------------------------------------------------------------------
 
 
-def import_child(conn: Connection, endpoint: str, profile_path: str | None) -> None:
+def import_child(conn: Connection, endpoint: str, profile_path: str | None,
+                 engine: str = "auto") -> None:
     """One scan of the benchmark site, as a worker would run it, in this (fresh) process."""
     from shared.clock import SystemClock
     from shared.fleet.hints import RevisionTailCache
@@ -139,7 +140,7 @@ def import_child(conn: Connection, endpoint: str, profile_path: str | None) -> N
     metrics = Metrics()
     store = EventStore(s3, STORE_BUCKET)
     importer = Importer(store, RejectReports(s3, STORE_BUCKET, store), RevisionTailCache(None),
-                        SystemClock(), metrics)
+                        SystemClock(), metrics, csv_engine=engine)
     site = SiteConfig(site_id=SITE_ID, import_bucket=IMPORT_BUCKET, base_filename=BASE_FILENAME)
 
     def scan() -> Any:
@@ -271,15 +272,15 @@ def print_table(generated: Generated, measures: list[Measure], gzipped: bool) ->
               f"{m.rows_per_s:>10,.0f} {m.cpu_s:>8.2f} {m.peak_rss_mib:>13.1f} {revisions:>10}")
 
 
-def bench_import(workdir: Path, generated: Generated, key: str,
-                 profile_path: str | None) -> tuple[dict[str, Any], list[str]]:
+def bench_import(workdir: Path, generated: Generated, key: str, profile_path: str | None,
+                 engine: str = "auto") -> tuple[dict[str, Any], list[str]]:
     """Serve, upload, import in a fresh child, verify; the child's figures and any problems."""
     server = MotoServer(workdir / "moto.log")
     try:
         upload_s = upload(server.endpoint, generated, key)
         print(f"uploaded to {server.endpoint} in {upload_s:.1f} s; importing", file=sys.stderr)
         server_cpu0 = server.cpu_s()
-        imported = run_in_child(import_child, server.endpoint, profile_path)
+        imported = run_in_child(import_child, server.endpoint, profile_path, engine)
         imported["moto_server_cpu_s"] = server.cpu_s() - server_cpu0
         return imported, verify_import(server.endpoint, generated, key, imported)
     finally:
@@ -310,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the import under cProfile and write its stats to PATH "
                              "(the figures then include the profiler's overhead)")
     parser.add_argument("--no-duckdb", action="store_true", help="skip the DuckDB yardstick")
+    parser.add_argument("--engine", choices=("auto", "fast", "python"), default="auto",
+                        help="the import's CSV engine (BUCKETBRIDGE_CSV_ENGINE; auto)")
     args = parser.parse_args(argv)
     if args.rows < 1:
         parser.error("--rows must be at least 1")
@@ -324,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
         generated = generate_csv(workdir / key, args.rows, args.gzip)
         print(f"generated {workdir / key} ({generated.file_bytes:,} bytes) in "
               f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
-        imported, problems = bench_import(workdir, generated, key, args.profile)
+        imported, problems = bench_import(workdir, generated, key, args.profile,
+                                          args.engine)
         duck, duck_problems = ([], []) if args.no_duckdb else bench_duckdb(workdir, generated)
         problems += duck_problems
     finally:
@@ -333,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    measures = [Measure("bucketbridge (S3 on moto)", imported["rows"], generated.file_bytes,
+    measures = [Measure(f"bucketbridge ({args.engine}, moto S3)", imported["rows"],
+                        generated.file_bytes,
                         imported["wall_s"], imported["cpu_s"], imported["peak_rss_mib"],
                         imported["revisions"])]
     measures += [Measure(f"duckdb (local, threads={d['threads']})", d["lines"],
