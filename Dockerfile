@@ -17,15 +17,16 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore \
     PYTHONDONTWRITEBYTECODE=1
 
-# The import's fast CSV path is a C extension (shared/formats/_fastcsv.c): this stage gets a C
-# compiler and, where the base lacks them (Debian's python3), the Python headers; the final stage
-# copies only the built virtual environment and stays without a compiler.
+# The import's fast CSV path and gzip seek points are C extensions (shared/formats/_*.c): this
+# stage gets a C compiler, zlib's headers and, where the base lacks them (Debian's python3), the
+# Python headers; the final stage copies only the built virtual environment (zlib itself is in
+# every base) and stays without a compiler.
 RUN python3 -c "import os, sys, sysconfig; \
 sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" \
     && headers="" || headers=python3-dev; \
     apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        gcc libc6-dev $headers >/dev/null \
+        gcc libc6-dev zlib1g-dev $headers >/dev/null \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -49,7 +50,7 @@ RUN --mount=type=secret,id=build-ca,target=/run/secrets/build-ca \
  && /opt/bucketbridge/bin/python -m pip wheel --no-deps --wheel-dir /dist . \
  && /opt/bucketbridge/bin/python -m pip install --no-deps /dist/bucketbridge-*.whl \
  && /opt/bucketbridge/bin/python -m pip check \
- && /opt/bucketbridge/bin/python -c "import shared.formats._fastcsv" \
+ && /opt/bucketbridge/bin/python -c "import shared.formats._fastcsv, shared.formats._gzseek" \
  && /opt/bucketbridge/bin/bucketbridge --help >/dev/null
 
 # ---- final: the virtual environment on the bare base, run as a fixed non-root UID -------------

@@ -22,10 +22,12 @@ from shared.formats.csvrows import Columns, RowRejected, parse_header, row_to_li
 from shared.formats.rejects import REJECT_CONTENT_CHARS, Reject
 from shared.formats.streams import open_stream
 from shared.imports.fastrows import FastRows
+from shared.imports.gzipresume import GzipResume
 from shared.metrics import Metrics
 from shared.store.revisions import FileEnd, RevisionMeta
 from shared.store.revisionwriter import Batch, Limits, RevisionWriter, SourceRange
-from shared.store.s3 import S3
+from shared.store.s3 import S3, ObjectStream
+from shared.store.seekpoints import SeekPoints
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +70,13 @@ class FileImport:
     """Imports one file of one site from a position until its end, the deadline, or a stop."""
 
     def __init__(self, s3: S3, bucket: str, writer: RevisionWriter, metrics: Metrics,
-                 limits: Limits | None = None, fast: bool = False) -> None:
-        """``fast``: convert plain records with ``shared.imports.fastrows`` (same output)."""
+                 limits: Limits | None = None, fast: bool = False,
+                 seek_points: SeekPoints | None = None) -> None:
+        """``fast``: convert plain records with ``shared.imports.fastrows`` (same output);
+        ``seek_points``: resume gzip files near their cursor (``shared.imports.gzipresume``)."""
         self.fast = fast
+        self.seek_points = seek_points
+        self.gzip: GzipResume | None = None
         self.s3 = s3
         self.bucket = bucket
         self.writer = writer
@@ -82,22 +88,35 @@ class FileImport:
         """The header's columns and a reader positioned at ``pos``; every stream opened is
         closed by ``streams``, also when the run stops before the end of the file."""
 
+        def open_at(start_byte: int = 0, end_byte: int | None = None) -> ObjectStream:
+            return self.s3.open(self.bucket, pos.key, if_match=pos.etag,
+                                start_byte=start_byte, end_byte=end_byte)
+
         def lines(start_byte: int = 0, end_byte: int | None = None) -> IO[bytes]:
-            source = self.s3.open(self.bucket, pos.key, if_match=pos.etag,
-                                  start_byte=start_byte, end_byte=end_byte)
-            return streams.enter_context(open_stream(source, gzipped=pos.gzipped)).file
+            tap = self.gzip.finder.feed if self.gzip is not None else None
+            return streams.enter_context(open_stream(open_at(start_byte, end_byte),
+                                                     gzipped=pos.gzipped, stored_tap=tap)).file
 
         try:
             if pos.byte_start == 0:
                 reader = RecordReader(lines())
                 return parse_header(read_header(reader).cells or []), reader
-            head_file = lines(end_byte=None if pos.gzipped else 2 * MAX_LINE_BYTES)
-            header = read_header(RecordReader(head_file))
-            columns = parse_header(header.cells or [])
-            if pos.gzipped:
+            resumed = None
+            if self.gzip is not None and (point := self.gzip.saved(pos.byte_start)):
+                with open_stream(open_at(), gzipped=True) as head:
+                    columns = parse_header(read_header(RecordReader(head.file)).cells or [])
+                resumed = self.gzip.resume(point, pos.byte_start, open_at, streams)
+            if resumed is not None:
+                file = resumed
+            elif pos.gzipped:
+                head_file = lines()
+                header = read_header(RecordReader(head_file))
+                columns = parse_header(header.cells or [])
                 skip_to(head_file, pos.byte_start - header.end_byte)
                 file = head_file
             else:
+                head_file = lines(end_byte=2 * MAX_LINE_BYTES)
+                columns = parse_header(read_header(RecordReader(head_file)).cells or [])
                 file = lines(start_byte=pos.byte_start)
             reader = RecordReader(file, start_byte=pos.byte_start, start_line=pos.next_line,
                                   start_record=pos.next_record)
@@ -117,6 +136,8 @@ class FileImport:
         file is unusable and ``RevisionExists`` if another writer got ahead (the caller must
         stop).
         """
+        self.gzip = (GzipResume(self.seek_points, self.site, pos.key, pos.etag)
+                     if pos.gzipped and self.seek_points is not None else None)
         with ExitStack() as streams:
             columns, reader = self._open(pos, streams)
             try:
@@ -197,5 +218,7 @@ class FileImport:
         outcome.first_revision = meta.file_first_revision
         outcome.rows_imported += batch.events
         outcome.position = FilePosition.after(meta, pos.gzipped)
+        if self.gzip is not None and not meta.ends_file:
+            self.gzip.checkpoint(reader.position_bytes)
         if meta.ends_file:
             outcome.ended_at = meta.written_at

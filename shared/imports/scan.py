@@ -29,6 +29,7 @@ from shared.store.rejectreports import RejectReports
 from shared.store.revisions import EventStore, FileEnd, RevisionMeta
 from shared.store.revisionwriter import Limits, RevisionWriter
 from shared.store.s3 import S3, ObjectInfo
+from shared.store.seekpoints import SeekPoints
 from shared.store.sites import SiteConfig
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class Importer:
                  clock: Clock, metrics: Metrics, limits: Limits | None = None,
                  csv_engine: str = "auto") -> None:
         self.fast = use_fast(csv_engine)
+        self.seek_points = SeekPoints(store.s3, store.bucket)
         self.store = store
         self.reports = reports
         self.revisions = Revisions(store, hints)
@@ -96,7 +98,7 @@ class Importer:
             pos = resume if resume is not None and resume.key == info.key else FilePosition(
                 key=info.key, etag=info.etag, gzipped=is_gzip_key(info.key))
             runner = FileImport(s3, site.import_bucket, writer, self.metrics, self.limits,
-                                self.fast)
+                                self.fast, self.seek_points)
             try:
                 out = runner.run(pos, latest, deadline, should_stop)
             except BadFile as exc:
