@@ -1,20 +1,20 @@
 /* Seek points in a gzip stream, found as zlib's own zran example finds them.
  *
  * A ``Scanner`` inflates a gzip member beside the reader that imports it (fed the same stored
- * bytes) and remembers one seek point: the last deflate block boundary that falls on a whole
- * byte, at or before the decompressed offset it was last advanced to, with the 32 KiB of output
- * before it (the window a raw inflater needs to go on from there), the CRC-32 of the output so
- * far and both offsets.  From such a point ``zlib.decompressobj(-15, zdict=window)`` resumes the
- * member without reading what came before.  Only boundaries on a whole byte are kept, so the
- * resumption needs nothing zlib's Python module lacks (``inflatePrime``).
+ * bytes as they are read) and remembers the last 32 seek points it passed, at least 256 KiB of
+ * output apart: deflate block boundaries that fall on a whole byte, each with the 32 KiB of
+ * output before it (the window a raw inflater needs to go on from there), the CRC-32 of the
+ * output so far and both offsets.  From such a point ``zlib.decompressobj(-15, zdict=window)``
+ * resumes the member without reading what came before.  Only boundaries on a whole byte are
+ * kept, so the resumption needs nothing zlib's Python module lacks (``inflatePrime``).  Memory
+ * is fixed: the points (1 MiB) and zlib's state; no stored byte is held.
  *
  * Scanner(start_in, start_out, crc, window)   window None: the stream starts with the gzip
  *                                             header (start_in 0); else a raw deflate stream
  *                                             resumed at a seek point
- *   .feed(data)          queue stored bytes (the caller bounds how many wait: .pending)
- *   .advance(out)        inflate what is queued, up to decompressed offset ``out``
- *   .point()             (in, out, crc, window) of the remembered point, or None
- *   .pending, .failed    bytes queued; whether the scanner stopped (bad data, end of member)
+ *   .feed(data)          inflate the next stored bytes
+ *   .point(out)          (in, out, crc, window) of the newest point at or before ``out``
+ *   .stopped, .out       whether it stopped (bad data, end of member); output so far
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -24,29 +24,38 @@
 
 #define WINDOW 32768
 
+#define POINTS 32
+#define SPACING (256 * 1024)
+#define MAX_HEADER (1024 * 1024)
+
+typedef struct {
+    unsigned long long in, out;
+    uLong crc;
+    Py_ssize_t window_len;
+    unsigned char window[WINDOW];
+} Point;
+
 typedef struct {
     PyObject_HEAD
     z_stream strm;
-    int ready;     /* inflateInit2 done */
-    int header;    /* the gzip header is still to be parsed */
-    int stopped;   /* end of member, bad data, or an error: no more points */
-    unsigned char *queue;
-    Py_ssize_t qlen, qpos, qcap;
-    unsigned long long in; /* stored offset of queue[qpos] */
+    int ready;    /* inflateInit2 done */
+    int header;   /* the gzip header is still to be parsed */
+    int stopped;  /* end of member, bad data, or an error: no more points */
+    unsigned char *head; /* the header's bytes while it is incomplete */
+    Py_ssize_t head_len;
+    unsigned long long in; /* stored offset of the next byte fed */
     unsigned long long out;
     uLong crc;
-    unsigned char ring[WINDOW];
-    Py_ssize_t rpos;  /* next write position in ring */
-    int has_point;
-    unsigned long long p_in, p_out;
-    uLong p_crc;
-    unsigned char p_window[WINDOW];
-    Py_ssize_t p_window_len;
+    unsigned char ring[WINDOW]; /* the last 32 KiB of output */
+    Py_ssize_t rpos;            /* next write position in ring */
+    Point *points;              /* POINTS of them, newest at (next - 1) */
+    int next, count;
 } Scanner;
 
 static void scanner_dealloc(Scanner *self) {
     if (self->ready) inflateEnd(&self->strm);
-    PyMem_Free(self->queue);
+    PyMem_Free(self->head);
+    PyMem_Free(self->points);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -65,13 +74,17 @@ static int scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
         return -1;
     }
     self->ready = 1;
+    if (self->points == NULL) {
+        self->points = PyMem_Malloc(sizeof(Point) * POINTS);
+        if (self->points == NULL) { PyErr_NoMemory(); return -1; }
+    }
+    self->next = self->count = 0;
     self->in = start_in;
     self->out = start_out;
     self->crc = crc;
     self->rpos = 0;
-    self->has_point = 0;
     self->stopped = 0;
-    self->qlen = self->qpos = 0;
+    self->head_len = 0;
     if (window == Py_None) {
         self->header = 1;
     } else {
@@ -85,42 +98,17 @@ static int scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
         self->header = 0;
         if (w.len && inflateSetDictionary(&self->strm, w.buf, (uInt)w.len) != Z_OK)
             self->stopped = 1;
-        /* The window is also the output before this point, for the next point's window. */
+        /* The window is also the output before this point, for later points' windows: it
+         * ends where the ring's next write goes (position 0). */
         memcpy(self->ring + (WINDOW - w.len), w.buf, w.len);
-        self->rpos = 0; /* ring is full from here on: its oldest bytes are at rpos */
         PyBuffer_Release(&w);
     }
     return 0;
 }
 
-static PyObject *scanner_feed(Scanner *self, PyObject *arg) {
-    Py_buffer b;
-    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0) return NULL;
-    if (!self->stopped && b.len) {
-        if (self->qpos && self->qpos * 2 >= self->qlen) { /* drop what was consumed */
-            memmove(self->queue, self->queue + self->qpos, self->qlen - self->qpos);
-            self->qlen -= self->qpos;
-            self->qpos = 0;
-        }
-        if (self->qlen + b.len > self->qcap) {
-            Py_ssize_t cap = self->qcap ? self->qcap : 65536;
-            while (cap < self->qlen + b.len) cap *= 2;
-            unsigned char *q = PyMem_Realloc(self->queue, cap);
-            if (q == NULL) { PyBuffer_Release(&b); return PyErr_NoMemory(); }
-            self->queue = q;
-            self->qcap = cap;
-        }
-        memcpy(self->queue + self->qlen, b.buf, b.len);
-        self->qlen += b.len;
-    }
-    PyBuffer_Release(&b);
-    Py_RETURN_NONE;
-}
-
-/* Parse the gzip header at the queue's start; 1 done, 0 need more bytes, -1 not gzip. */
-static int parse_header(Scanner *self) {
-    const unsigned char *h = self->queue + self->qpos;
-    Py_ssize_t n = self->qlen - self->qpos, i = 10;
+/* The length of the gzip header at the start of h[0..n); 0 if incomplete, -1 if not gzip. */
+static Py_ssize_t header_length(const unsigned char *h, Py_ssize_t n) {
+    Py_ssize_t i = 10;
     if (n < 10) return 0;
     if (h[0] != 0x1f || h[1] != 0x8b || h[2] != 8) return -1;
     int flags = h[3];
@@ -136,47 +124,40 @@ static int parse_header(Scanner *self) {
         }
     }
     if (flags & 2) i += 2;
-    if (i > n) return 0;
-    self->qpos += i;
-    self->in += i;
-    return 1;
+    return i > n ? 0 : i;
 }
 
 static void remember(Scanner *self) {
+    Point *p = &self->points[self->next];
     Py_ssize_t have = self->out < WINDOW ? (Py_ssize_t)self->out : WINDOW;
     /* the last ``have`` bytes of output, oldest first */
     Py_ssize_t start = (self->rpos - have + WINDOW) % WINDOW;
     Py_ssize_t first = WINDOW - start < have ? WINDOW - start : have;
-    memcpy(self->p_window, self->ring + start, first);
-    memcpy(self->p_window + first, self->ring, have - first);
-    self->p_window_len = have;
-    self->p_in = self->in;
-    self->p_out = self->out;
-    self->p_crc = self->crc;
-    self->has_point = 1;
+    memcpy(p->window, self->ring + start, first);
+    memcpy(p->window + first, self->ring, have - first);
+    p->window_len = have;
+    p->in = self->in;
+    p->out = self->out;
+    p->crc = self->crc;
+    self->next = (self->next + 1) % POINTS;
+    if (self->count < POINTS) self->count++;
 }
 
-static PyObject *scanner_advance(Scanner *self, PyObject *arg) {
-    unsigned long long target = PyLong_AsUnsignedLongLong(arg);
-    if (PyErr_Occurred()) return NULL;
-    if (self->header && !self->stopped) {
-        int h = parse_header(self);
-        if (h < 0) self->stopped = 1;
-        if (h <= 0) Py_RETURN_NONE;
-        self->header = 0;
-    }
-    while (!self->stopped && self->out < target && self->qpos < self->qlen) {
-        Py_ssize_t room = WINDOW - self->rpos;
-        if ((unsigned long long)room > target - self->out) room = (Py_ssize_t)(target - self->out);
+/* Inflate data[0..n) (the stored bytes from self->in on), remembering points. */
+static void inflate_fed(Scanner *self, const unsigned char *data, Py_ssize_t n) {
+    while (!self->stopped && n > 0) {
+        uInt chunk = n > (1 << 30) ? (1u << 30) : (uInt)n;
+        self->strm.next_in = (unsigned char *)data;
+        self->strm.avail_in = chunk;
+        self->strm.next_out = self->ring + self->rpos;
+        self->strm.avail_out = (uInt)(WINDOW - self->rpos);
         unsigned char *dest = self->ring + self->rpos;
-        self->strm.next_in = self->queue + self->qpos;
-        self->strm.avail_in = (uInt)(self->qlen - self->qpos);
-        self->strm.next_out = dest;
-        self->strm.avail_out = (uInt)room;
+        Py_ssize_t room = WINDOW - self->rpos;
         int ret = inflate(&self->strm, Z_BLOCK);
-        Py_ssize_t used = (self->qlen - self->qpos) - self->strm.avail_in;
+        Py_ssize_t used = chunk - self->strm.avail_in;
         Py_ssize_t made = room - self->strm.avail_out;
-        self->qpos += used;
+        data += used;
+        n -= used;
         self->in += used;
         if (made) {
             self->crc = crc32(self->crc, dest, (uInt)made);
@@ -189,35 +170,75 @@ static PyObject *scanner_advance(Scanner *self, PyObject *arg) {
         }
         if (ret == Z_BUF_ERROR && !used && !made) break;
         int boundary = (self->strm.data_type & 128) && !(self->strm.data_type & 64);
-        if (boundary && (self->strm.data_type & 7) == 0 && self->out <= target) remember(self);
+        if (boundary && (self->strm.data_type & 7) == 0 && self->out > 0) {
+            Point *last = self->count ? &self->points[(self->next + POINTS - 1) % POINTS] : NULL;
+            if (last == NULL || self->out - last->out >= SPACING) remember(self);
+        }
+    }
+}
+
+static PyObject *scanner_feed(Scanner *self, PyObject *arg) {
+    Py_buffer b;
+    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0) return NULL;
+    const unsigned char *data = b.buf;
+    Py_ssize_t n = b.len;
+    if (self->header && !self->stopped && n) {
+        /* Gather the header (whole in the first read nearly always), then inflate after it. */
+        unsigned char *h = PyMem_Realloc(self->head, self->head_len + n);
+        if (h == NULL) { PyBuffer_Release(&b); return PyErr_NoMemory(); }
+        self->head = h;
+        memcpy(h + self->head_len, data, n);
+        self->head_len += n;
+        Py_ssize_t len = header_length(h, self->head_len);
+        if (len < 0 || (len == 0 && self->head_len > MAX_HEADER)) {
+            self->stopped = 1;
+        } else if (len > 0) {
+            self->header = 0;
+            self->in = len;
+            inflate_fed(self, h + len, self->head_len - len);
+        }
+        if (!self->header || self->stopped) {
+            PyMem_Free(self->head);
+            self->head = NULL;
+            self->head_len = 0;
+        }
+    } else {
+        inflate_fed(self, data, n);
+    }
+    PyBuffer_Release(&b);
+    Py_RETURN_NONE;
+}
+
+static PyObject *scanner_point(Scanner *self, PyObject *arg) {
+    unsigned long long at = PyLong_AsUnsignedLongLong(arg);
+    if (PyErr_Occurred()) return NULL;
+    for (int k = 1; k <= self->count; k++) {
+        Point *p = &self->points[(self->next + POINTS - k) % POINTS];
+        if (p->out <= at)
+            return Py_BuildValue("KKky#", p->in, p->out, (unsigned long)p->crc,
+                                 (const char *)p->window, p->window_len);
     }
     Py_RETURN_NONE;
 }
 
-static PyObject *scanner_point(Scanner *self, PyObject *Py_UNUSED(ignored)) {
-    if (!self->has_point) Py_RETURN_NONE;
-    return Py_BuildValue("KKky#", self->p_in, self->p_out, (unsigned long)self->p_crc,
-                         (const char *)self->p_window, self->p_window_len);
-}
-
-static PyObject *scanner_pending(Scanner *self, void *Py_UNUSED(closure)) {
-    return PyLong_FromSsize_t(self->qlen - self->qpos);
-}
-
-static PyObject *scanner_failed(Scanner *self, void *Py_UNUSED(closure)) {
+static PyObject *scanner_stopped(Scanner *self, void *Py_UNUSED(closure)) {
     return PyBool_FromLong(self->stopped);
 }
 
+static PyObject *scanner_out(Scanner *self, void *Py_UNUSED(closure)) {
+    return PyLong_FromUnsignedLongLong(self->out);
+}
+
 static PyMethodDef scanner_methods[] = {
-    {"feed", (PyCFunction)scanner_feed, METH_O, "Queue stored bytes."},
-    {"advance", (PyCFunction)scanner_advance, METH_O, "Inflate up to a decompressed offset."},
-    {"point", (PyCFunction)scanner_point, METH_NOARGS, "The remembered seek point or None."},
+    {"feed", (PyCFunction)scanner_feed, METH_O, "Inflate the next stored bytes."},
+    {"point", (PyCFunction)scanner_point, METH_O,
+     "The newest remembered point at or before a decompressed offset, or None."},
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef scanner_getset[] = {
-    {"pending", (getter)scanner_pending, NULL, "stored bytes queued", NULL},
-    {"stopped", (getter)scanner_failed, NULL, "no more points will come", NULL},
+    {"stopped", (getter)scanner_stopped, NULL, "no more points will come", NULL},
+    {"out", (getter)scanner_out, NULL, "decompressed bytes so far", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -2,7 +2,7 @@
 
 A seek point is where a deflate block starts on a whole byte, with the 32 KiB of output before
 it (the window), the CRC-32 and length of the output so far, and the stored and decompressed
-offsets (zlib's zran example; ``_gzseek.c`` finds them beside the import's own reading).  From
+offsets (zlib's zran example; ``_gzseek.c`` finds them as the import's own reading passes).  From
 one, ``ResumedGzip`` inflates the rest of the file: the member the point is in, with its CRC and
 length checked at its end exactly as ``gzip`` checks them, then any later members through
 ``gzip.GzipFile`` itself, so a damaged file reads and fails the same way.
@@ -37,9 +37,6 @@ WINDOW_BYTES = 32 * 1024
 _MAGIC = b"bucketbridge-gzip-seek-point-1\n"
 _TRUNCATED = "Compressed file ended before the end-of-stream marker was reached"
 _CHUNK_BYTES = 128 * 1024
-# Stored bytes a finder holds before the import asks for a point; past it, it gives up for the
-# run (the next run then reads from an older point or the start).
-MAX_PENDING_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -82,9 +79,11 @@ def decode(data: bytes, key: str, etag: str, before_byte: int) -> SeekPoint | No
 
 
 class PointFinder:
-    """Follows the stored bytes of one gzip file (``feed``, as a stream tap) and says, at a
-    checkpoint, the newest seek point at or before it (``point_at``).  Memory stays bounded:
-    it holds at most ``MAX_PENDING_BYTES`` of stored bytes not yet inflated, else it stops."""
+    """Follows the stored bytes of one gzip file (``feed``, as a stream tap, inflating them as
+    they pass) and says, at a checkpoint, the newest seek point at or before it
+    (``point_at``).  It keeps the last 32 points, at least 256 KiB of output apart, in a fixed
+    1 MiB: a checkpoint further behind the stored reads than that gets no point (its next run
+    reads from the start)."""
 
     def __init__(self, key: str, etag: str, start: SeekPoint | None = None) -> None:
         self.key = key
@@ -96,21 +95,13 @@ class PointFinder:
                                              start.window))
 
     def feed(self, data: bytes) -> None:
-        scanner = self._scanner
-        if scanner is None:
-            return
-        if scanner.pending + len(data) > MAX_PENDING_BYTES:
-            self._scanner = None
-            return
-        scanner.feed(data)
+        if self._scanner is not None:
+            self._scanner.feed(data)
 
     def point_at(self, out_bytes: int) -> SeekPoint | None:
         """The newest point at or before the decompressed offset ``out_bytes``."""
-        if self._scanner is None:
-            return None
-        self._scanner.advance(out_bytes)
-        found = self._scanner.point()
-        if found is None or found[1] == 0:
+        found = self._scanner.point(out_bytes) if self._scanner is not None else None
+        if found is None:
             return None
         in_bytes, point_out, crc, window = found
         return SeekPoint(self.key, self.etag, in_bytes, point_out, crc, window)
