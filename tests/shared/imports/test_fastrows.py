@@ -21,11 +21,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.clock import FrozenClock
-from shared.errors import BadFile
+from shared.errors import BadFile, SettingsError
 from shared.imports import fastrows
-from shared.imports.fastrows import FastRows, fast_available
+from shared.imports.fastrows import FastRows, fast_available, use_fast
 from shared.imports.filerun import FileImport, FilePosition
 from shared.metrics import Metrics
+from shared.settings import Settings
 from shared.store.revisions import RevisionMeta
 from shared.store.revisionwriter import Limits, RevisionWriter
 from tests.shared.imports.test_bad_inputs import BAD_FILES, BAD_ROWS, good_file, truncated_gzip
@@ -211,24 +212,25 @@ def test_a_large_file_over_many_buffers() -> None:
 _PIECES = ["a", "b", "Zürich", "東京", " ", "\t", ",", '"', '""', "\r", "\n", "\r\n", "\x00",
            "\\", "\x85", "\xa0", "\u2028", "\u3000", "x" * 20, "1700000000", "0", "01",
            "4102444801", "17000000000000", "9", "-1", "+5", "é", "\x1f"]
-_HEADERS = [b"Identity,Timestamp,Event,Prop:A,Prop:B\n",
-            b"Identity,Timestamp,Event,Alias,Prop:A\n",
-            b"\xef\xbb\xbfidentity , TIMESTAMP,Prop:A,Other\r\n",
-            b"Identity,Alias,Prop:A\n",
-            b"Prop:A,Event,Timestamp,Identity\n"]
+# Each header with the kind of each column, for rows that are mostly valid.
+_HEADERS = [(b"Identity,Timestamp,Event,Prop:A,Prop:B\n", "itepp"),
+            (b"Identity,Timestamp,Event,Alias,Prop:A\n", "itepp"),
+            (b"\xef\xbb\xbfidentity , TIMESTAMP,Prop:A,Other\r\n", "itpp"),
+            (b"Identity,Alias,Prop:A\n", "ipp"),
+            (b"Prop:A,Event,Timestamp,Identity\n", "peti")]
+_CELLS = {"i": ["u1", "Zürich", '"a, ""b"""', " u2", "", "x\ty"],
+          "t": ["1700000000", "1704067200", "4102444800", "0017", "", "12a"],
+          "e": ["Signed Up", "", "東京", '"x,y"', "e "],
+          "p": ["", "x@y.z", '"a, ""b"""', "=1", "tab\tx", "back\\slash", "\x01", "ünï"]}
 
 
 @st.composite
 def csv_files(draw: st.DrawFn) -> bytes:
-    header = draw(st.sampled_from(_HEADERS))
-    width = header.count(b",") + 1
+    header, kinds = draw(st.sampled_from(_HEADERS))
     rows = []
     for _ in range(draw(st.integers(0, 40))):
-        if draw(st.booleans()):  # a plain row, mostly valid
-            cells = [draw(st.sampled_from(["u1", "1700000000", "Signed Up", "", "x@y.z",
-                                           '"a, ""b"""', "Zürich", "1704067200"]))
-                     for _ in range(width)]
-            text = ",".join(cells)
+        if draw(st.integers(0, 3)):  # a row of cells of the right kinds, mostly valid
+            text = ",".join(draw(st.sampled_from(_CELLS[kind])) for kind in kinds)
         else:  # anything
             text = "".join(draw(st.lists(st.sampled_from(_PIECES), max_size=12)))
         raw = text.encode("utf-8")
@@ -248,3 +250,27 @@ def test_generated_files_give_identical_results(body: bytes, stop_every: int,
         patch.setattr(fastrows, "_BACK_OFF_RECORDS", 0)
         assert_same(body, stop_every=stop_every, limits=limits)
         assert_same(gzip.compress(body), gzipped=True, stop_every=stop_every, limits=limits)
+
+
+# -- the setting ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "engine"), [(None, "auto"), ("", "auto"), ("FAST", "fast"),
+                                               (" python ", "python")])
+def test_the_engine_setting_is_parsed_once(value: str | None, engine: str) -> None:
+    env = {} if value is None else {"BUCKETBRIDGE_CSV_ENGINE": value}
+    assert Settings.from_env(env).csv_engine == engine
+
+
+def test_an_unknown_engine_is_a_settings_error() -> None:
+    with pytest.raises(SettingsError, match="invalid BUCKETBRIDGE_CSV_ENGINE 'c': use auto"):
+        Settings.from_env({"BUCKETBRIDGE_CSV_ENGINE": "c"})
+
+
+def test_fast_without_the_extension_refuses_and_auto_falls_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert use_fast("auto") and use_fast("fast") and not use_fast("python")
+    monkeypatch.setattr(fastrows, "_fastcsv", None)
+    assert not use_fast("auto")
+    with pytest.raises(SettingsError, match="compiled CSV engine is not installed"):
+        use_fast("fast")
