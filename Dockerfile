@@ -39,7 +39,8 @@ COPY producers ./producers
 # (--require-hashes; scripts/lock makes the file from pyproject.toml), so two builds of one
 # commit install the same bytes; `pip check` fails a lock that no longer satisfies pyproject.
 # Dependencies come as binary wheels (--prefer-binary); the compiler above is for bucketbridge's
-# own extension, which must import (the last check) or the build fails.
+# own extensions, which must import from the installed package (checked outside /src, whose
+# sources would shadow it) or the build fails.
 # The optional build secret "build-ca" is a CA bundle for pip to trust, for builds behind a
 # TLS-intercepting proxy (`--secret id=build-ca,src=FILE`); it never lands in a layer.
 RUN --mount=type=secret,id=build-ca,target=/run/secrets/build-ca \
@@ -50,7 +51,7 @@ RUN --mount=type=secret,id=build-ca,target=/run/secrets/build-ca \
  && /opt/bucketbridge/bin/python -m pip wheel --no-deps --wheel-dir /dist . \
  && /opt/bucketbridge/bin/python -m pip install --no-deps /dist/bucketbridge-*.whl \
  && /opt/bucketbridge/bin/python -m pip check \
- && /opt/bucketbridge/bin/python -c "import shared.formats._fastcsv, shared.formats._gzseek" \
+ && (cd / && /opt/bucketbridge/bin/python -c "import shared.formats._fastcsv, shared.formats._gzseek") \
  && /opt/bucketbridge/bin/bucketbridge --help >/dev/null
 
 # ---- final: the virtual environment on the bare base, run as a fixed non-root UID -------------
