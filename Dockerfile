@@ -17,8 +17,20 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore \
     PYTHONDONTWRITEBYTECODE=1
 
+# The import's fast CSV path and gzip seek points are C extensions (shared/formats/_*.c): this
+# stage gets a C compiler, zlib's headers and, where the base lacks them (Debian's python3), the
+# Python headers; the final stage copies only the built virtual environment (zlib itself is in
+# every base) and stays without a compiler.
+RUN python3 -c "import os, sys, sysconfig; \
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" \
+    && headers="" || headers=python3-dev; \
+    apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        gcc libc6-dev zlib1g-dev $headers >/dev/null \
+ && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /src
-COPY pyproject.toml README.md requirements.lock ./
+COPY pyproject.toml setup.py README.md requirements.lock ./
 COPY shared ./shared
 COPY workers ./workers
 COPY producers ./producers
@@ -26,8 +38,9 @@ COPY producers ./producers
 # Dependencies are exactly requirements.lock's versions, each checked against its sha256
 # (--require-hashes; scripts/lock makes the file from pyproject.toml), so two builds of one
 # commit install the same bytes; `pip check` fails a lock that no longer satisfies pyproject.
-# The base has no compiler: dependencies come as binary wheels (--prefer-binary), and one that
-# would need compiling fails here rather than pulling a toolchain into the image.
+# Dependencies come as binary wheels (--prefer-binary); the compiler above is for bucketbridge's
+# own extensions, which must import from the installed package (checked outside /src, whose
+# sources would shadow it) or the build fails.
 # The optional build secret "build-ca" is a CA bundle for pip to trust, for builds behind a
 # TLS-intercepting proxy (`--secret id=build-ca,src=FILE`); it never lands in a layer.
 RUN --mount=type=secret,id=build-ca,target=/run/secrets/build-ca \
@@ -38,6 +51,7 @@ RUN --mount=type=secret,id=build-ca,target=/run/secrets/build-ca \
  && /opt/bucketbridge/bin/python -m pip wheel --no-deps --wheel-dir /dist . \
  && /opt/bucketbridge/bin/python -m pip install --no-deps /dist/bucketbridge-*.whl \
  && /opt/bucketbridge/bin/python -m pip check \
+ && (cd / && /opt/bucketbridge/bin/python -c "import shared.formats._fastcsv, shared.formats._gzseek") \
  && /opt/bucketbridge/bin/bucketbridge --help >/dev/null
 
 # ---- final: the virtual environment on the bare base, run as a fixed non-root UID -------------

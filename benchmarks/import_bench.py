@@ -10,6 +10,7 @@ process around the work only) and its peak RSS are its own, not the generator's;
 runs in a process of its own so that serving requests is not billed to the importer.
 
     python benchmarks/import_bench.py [--rows N] [--gzip] [--keep] [--json PATH]
+        [--engine auto|fast|python] [--resume-at 0.1,0.5,0.9]
 """
 
 from __future__ import annotations
@@ -124,7 +125,8 @@ def expected_line(row: Sequence[str]) -> dict[str, Any]:
 # -- processes -----------------------------------------------------------------------------
 
 
-def import_child(conn: Connection, endpoint: str, profile_path: str | None) -> None:
+def import_child(conn: Connection, endpoint: str, profile_path: str | None,
+                 engine: str = "auto") -> None:
     """One scan of the benchmark site, as a worker would run it, in this (fresh) process."""
     from shared.clock import SystemClock
     from shared.fleet.hints import RevisionTailCache
@@ -139,7 +141,7 @@ def import_child(conn: Connection, endpoint: str, profile_path: str | None) -> N
     metrics = Metrics()
     store = EventStore(s3, STORE_BUCKET)
     importer = Importer(store, RejectReports(s3, STORE_BUCKET, store), RevisionTailCache(None),
-                        SystemClock(), metrics)
+                        SystemClock(), metrics, csv_engine=engine)
     site = SiteConfig(site_id=SITE_ID, import_bucket=IMPORT_BUCKET, base_filename=BASE_FILENAME)
 
     def scan() -> Any:
@@ -159,6 +161,69 @@ def import_child(conn: Connection, endpoint: str, profile_path: str | None) -> N
                "revisions": result.revisions, "files_completed": result.files_completed,
                "files_failed": result.files_failed, "bytes_read": int(read or 0)})
     conn.close()
+
+
+def resume_child(conn: Connection, endpoint: str, site_id: str, fraction: float, rows: int,
+                 keep_point: bool) -> None:
+    """Import the first ``fraction`` of the file for site ``site_id`` (one run that stops after
+    its first revision), then measure what resuming costs: the next run, from its start to its
+    first checkpoint (2,048 records after the resume position).  ``keep_point=False`` deletes
+    the gzip seek point first: the run inflates the file from its start, as before seek
+    points."""
+    from shared.clock import SystemClock
+    from shared.fleet.hints import RevisionTailCache
+    from shared.imports.scan import Importer
+    from shared.metrics import Metrics
+    from shared.store.rejectreports import RejectReports
+    from shared.store.revisions import EventStore
+    from shared.store.revisionwriter import Limits
+    from shared.store.s3 import S3, make_client
+    from shared.store.seekpoints import seek_point_key
+    from shared.store.sites import SiteConfig
+
+    s3 = S3(make_client(endpoint))
+    store = EventStore(s3, STORE_BUCKET)
+    site = SiteConfig(site_id=site_id, import_bucket=IMPORT_BUCKET, base_filename=BASE_FILENAME)
+
+    def importer(limits: Limits) -> Importer:
+        return Importer(store, RejectReports(s3, STORE_BUCKET, store), RevisionTailCache(None),
+                        SystemClock(), Metrics(), limits)
+
+    committed: list[int] = []
+    importer(Limits(max_events_per_revision=max(1, int(rows * fraction)),
+                    max_revision_bytes=2**40)).scan(
+        site, s3, budget_s=UNLIMITED_BUDGET_S, should_stop=lambda: bool(committed),
+        on_revision=committed.append)
+    if not keep_point:
+        s3.delete(STORE_BUCKET, seek_point_key(site_id))
+    resumed = importer(Limits())
+    answers = iter([False])  # go past the scan's own look, stop at the first checkpoint
+    result, measured = timed(lambda: resumed.scan(site, s3, budget_s=UNLIMITED_BUDGET_S,
+                                                  should_stop=lambda: next(answers, True)))
+    conn.send({**measured, "rows": result.rows_imported, "outcome": result.outcome})
+    conn.close()
+
+
+def bench_resume(generated: Generated, key: str, fractions: list[float],
+                 full_cpu_s: float, workdir: Path) -> list[dict[str, Any]]:
+    """The CPU of a run resuming a gzip file at each fraction, with and without its seek
+    point, against ``full_cpu_s`` (the import of the whole file)."""
+    server = MotoServer(workdir / "moto-resume.log")
+    out = []
+    try:
+        upload(server.endpoint, generated, key)
+        for fraction in fractions:
+            for keep in (True, False):
+                site_id = f"resume-{int(fraction * 100)}-{'point' if keep else 'start'}"
+                print(f"resume at {fraction:.0%} ({'seek point' if keep else 'from the start'})",
+                      file=sys.stderr)
+                got = run_in_child(resume_child, server.endpoint, site_id, fraction,
+                                   generated.rows, keep)
+                out.append({"fraction": fraction, "seek_point": keep, **got,
+                            "of_full": got["cpu_s"] / full_cpu_s if full_cpu_s else 0.0})
+    finally:
+        server.stop()
+    return out
 
 
 def _sql_text(text: str) -> str:
@@ -271,15 +336,15 @@ def print_table(generated: Generated, measures: list[Measure], gzipped: bool) ->
               f"{m.rows_per_s:>10,.0f} {m.cpu_s:>8.2f} {m.peak_rss_mib:>13.1f} {revisions:>10}")
 
 
-def bench_import(workdir: Path, generated: Generated, key: str,
-                 profile_path: str | None) -> tuple[dict[str, Any], list[str]]:
+def bench_import(workdir: Path, generated: Generated, key: str, profile_path: str | None,
+                 engine: str = "auto") -> tuple[dict[str, Any], list[str]]:
     """Serve, upload, import in a fresh child, verify; the child's figures and any problems."""
     server = MotoServer(workdir / "moto.log")
     try:
         upload_s = upload(server.endpoint, generated, key)
         print(f"uploaded to {server.endpoint} in {upload_s:.1f} s; importing", file=sys.stderr)
         server_cpu0 = server.cpu_s()
-        imported = run_in_child(import_child, server.endpoint, profile_path)
+        imported = run_in_child(import_child, server.endpoint, profile_path, engine)
         imported["moto_server_cpu_s"] = server.cpu_s() - server_cpu0
         return imported, verify_import(server.endpoint, generated, key, imported)
     finally:
@@ -310,6 +375,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the import under cProfile and write its stats to PATH "
                              "(the figures then include the profiler's overhead)")
     parser.add_argument("--no-duckdb", action="store_true", help="skip the DuckDB yardstick")
+    parser.add_argument("--engine", choices=("auto", "fast", "python"), default="auto",
+                        help="the import's CSV engine (BUCKETBRIDGE_CSV_ENGINE; auto)")
+    parser.add_argument("--resume-at", metavar="F,F,…", default="",
+                        help="with --gzip: also measure runs resuming at these fractions of "
+                             "the file (e.g. 0.1,0.5,0.9), with and without the seek point")
     args = parser.parse_args(argv)
     if args.rows < 1:
         parser.error("--rows must be at least 1")
@@ -324,16 +394,21 @@ def main(argv: list[str] | None = None) -> int:
         generated = generate_csv(workdir / key, args.rows, args.gzip)
         print(f"generated {workdir / key} ({generated.file_bytes:,} bytes) in "
               f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
-        imported, problems = bench_import(workdir, generated, key, args.profile)
+        imported, problems = bench_import(workdir, generated, key, args.profile,
+                                          args.engine)
         duck, duck_problems = ([], []) if args.no_duckdb else bench_duckdb(workdir, generated)
         problems += duck_problems
+        fractions = [float(f) for f in args.resume_at.split(",") if f.strip()]
+        resumes = (bench_resume(generated, key, fractions, imported["cpu_s"], workdir)
+                   if fractions and args.gzip else [])
     finally:
         if args.keep:
             print(f"kept {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    measures = [Measure("bucketbridge (S3 on moto)", imported["rows"], generated.file_bytes,
+    measures = [Measure(f"bucketbridge ({args.engine}, moto S3)", imported["rows"],
+                        generated.file_bytes,
                         imported["wall_s"], imported["cpu_s"], imported["peak_rss_mib"],
                         imported["revisions"])]
     measures += [Measure(f"duckdb (local, threads={d['threads']})", d["lines"],
@@ -346,6 +421,10 @@ def main(argv: list[str] | None = None) -> int:
     for m in measures[1:]:
         print(f"CPU s bucketbridge / {m.tool}: {measures[0].cpu_s / m.cpu_s:.1f}x "
               f"(wall {measures[0].wall_s / m.wall_s:.1f}x)")
+    for r in resumes:
+        way = "from its seek point" if r["seek_point"] else "from the start (no point)"
+        print(f"resume at {r['fraction']:.0%} {way}: {r['cpu_s']:.2f} CPU s to its first "
+              f"checkpoint ({r['rows']:,} rows), {r['of_full']:.1%} of the whole import's CPU")
     if args.profile:
         print(f"profile written to {args.profile} (python -m pstats {args.profile})")
     if problems:
@@ -357,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
         report = {"rows": args.rows, "gzip": args.gzip, "csv_bytes": generated.csv_bytes,
                   "file_bytes": generated.file_bytes,
                   "measures": [{**asdict(m), "rows_per_s": m.rows_per_s} for m in measures],
-                  "bucketbridge": imported, "duckdb": duck, "problems": problems}
+                  "bucketbridge": imported, "duckdb": duck, "resumes": resumes,
+                  "problems": problems}
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     return 1 if problems else 0
 

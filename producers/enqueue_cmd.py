@@ -6,7 +6,7 @@ if any, wait for ``sites resume``)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,10 +15,13 @@ from producers.output import HelpGroup, print_json
 from producers.params import bounded_int
 from shared.errors import UserError
 from shared.exports.cutoff import parse_cutoff
-from shared.fleet.messages import export_message, scan_message
 from shared.formats.exportfiles import export_location
 from shared.formats.names import validate_site_id
-from shared.store.sites import SiteConfig
+
+# The message definitions import dramatiq and the site store boto3: each command imports them
+# when it runs, so that its --help and its usage errors cost nothing.
+if TYPE_CHECKING:
+    from shared.store.sites import SiteConfig
 
 # Revision numbers are written with 12 digits (``sites/<site>/revisions/<n:012d>.json``).
 MAX_REVISION = 10**12 - 1
@@ -60,6 +63,8 @@ def enqueue() -> None:
 @pass_app
 def enqueue_scan(app: AppContext, site: str, even_if_paused: bool, as_json: bool) -> None:
     """Queue an import run for one site."""
+    from shared.fleet.messages import scan_message
+
     _site(app, site, even_if_paused)
     message = app.services.publisher.publish(scan_message(site, even_if_paused=even_if_paused))
     _queued(message, f"queued scan {site}", as_json)
@@ -75,6 +80,8 @@ def enqueue_scan(app: AppContext, site: str, even_if_paused: bool, as_json: bool
 def enqueue_export(app: AppContext, site: str, cutoff: str, even_if_paused: bool,
                    as_json: bool) -> None:
     """Queue an export cycle for one site."""
+    from shared.fleet.messages import export_message
+
     parsed = parse_cutoff(cutoff)
     config = _site(app, site, even_if_paused)
     if not config.exports:
@@ -96,6 +103,8 @@ def enqueue_export(app: AppContext, site: str, cutoff: str, even_if_paused: bool
 def enqueue_reexport(app: AppContext, site: str, first: int, last: int | None,
                      even_if_paused: bool, as_json: bool) -> None:
     """Export a range of revisions again, on purpose."""
+    from shared.fleet.messages import export_message
+
     if last is not None and last < first:
         raise UserError(f"--to {last} is before --from {first}")
     svc = app.services

@@ -10,13 +10,17 @@ import click
 from producers.context import AppContext
 from producers.output import console, is_terminal, print_fields, print_json
 from producers.params import Seconds
-from producers.sitestatus import site_status, status_rows
+
+# producers.sitestatus reaches the store (boto3) and the fleet (redis, dramatiq): imported by
+# the functions that use it, so that `status --help` and usage errors cost nothing.
 
 pass_app = click.make_pass_decorator(AppContext)
 
 
 def _watch(app: AppContext, site: str, interval_s: float, as_json: bool) -> None:
     """Refresh until Ctrl-C: in place on a terminal, one block per refresh on a pipe."""
+    from producers.sitestatus import site_status, status_rows
+
     if as_json or not is_terminal():
         with suppress(KeyboardInterrupt):
             while True:
@@ -57,6 +61,8 @@ def _watch(app: AppContext, site: str, interval_s: float, as_json: bool) -> None
 @pass_app
 def status(app: AppContext, site: str, as_json: bool, watch: bool, interval_s: float) -> None:
     """What a site is doing now: running, queued, next runs, progress, errors, export."""
+    from producers.sitestatus import site_status, status_rows
+
     if watch:
         site_status(app.services, site)  # a mistake (no such site) fails before the loop
         _watch(app, site, interval_s, as_json)

@@ -15,6 +15,7 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_STORE_BUCKET = "bucketbridge-store"
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 LOG_FORMATS = ("text", "json")
+CSV_ENGINES = ("auto", "fast", "python")
 # Upper bounds: a budget beyond a day is a typo; an interval may be set very long (to keep a
 # scheduler from publishing), but not so long that the slot arithmetic overflows.
 _DAY_S = 86400
@@ -105,6 +106,14 @@ def _queue_url(env: Mapping[str, str]) -> str | None:
     return url
 
 
+def _csv_engine(env: Mapping[str, str]) -> str:
+    value = (env.get("BUCKETBRIDGE_CSV_ENGINE") or "auto").strip().lower()
+    if value not in CSV_ENGINES:
+        raise SettingsError(f"invalid BUCKETBRIDGE_CSV_ENGINE {value!r}: use auto, fast or "
+                            "python")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     redis_url: str = DEFAULT_REDIS_URL
@@ -129,6 +138,7 @@ class Settings:
     # An import file past either limit is failed whole, with the limit as its reason.
     max_file_bytes: int = ReadLimits.max_file_bytes  # decompressed
     max_line_bytes: int = ReadLimits.max_line_bytes
+    csv_engine: str = "auto"  # one of CSV_ENGINES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -156,6 +166,7 @@ class Settings:
                                 minimum=MAX_LINE_BYTES, maximum=_MAX_FILE_BYTES),
             max_line_bytes=_int(env, "BUCKETBRIDGE_MAX_LINE_BYTES", ReadLimits.max_line_bytes,
                                 minimum=MAX_LINE_BYTES, maximum=_MAX_LINE_BYTES),
+            csv_engine=_csv_engine(env),
         )
 
     @property

@@ -34,7 +34,8 @@ class Runtime:
         broker = build_broker(services.metrics, shutdown, services.redis, services.clock,
                               namespace=namespace)
         importer = Importer(services.store, services.reports, services.tail_cache, services.clock,
-                            services.metrics, read_limits=settings.read_limits)
+                            services.metrics, read_limits=settings.read_limits,
+                            csv_engine=settings.csv_engine)
         exporter = Exporter(services.store, services.ledger, services.tail_cache,
                             services.clock, services.metrics)
         publish = Publisher(broker).publish

@@ -2,7 +2,9 @@
 
 Columns are ``_p, _p2, _t, _n`` and then each property name in the order it first appears in the
 input.  Two passes: the first collects the names (memory grows with the number of distinct
-names, never with lines), the second writes the rows.
+names, never with lines), the second writes the rows.  A source that is not all local files
+(``s3://…``) is read once: the first pass keeps its valid lines in a temporary local file, which
+the second pass reads.
 
 Unless ``raw``, text a spreadsheet would run as a formula (header cells included) is
 neutralised (``shared.formats.cells``).  A row with a CR in a cell is quoted whole, so every
@@ -13,7 +15,9 @@ written as JSON text; ``null`` as empty.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+import re
+import tempfile
+from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 import orjson
@@ -21,7 +25,7 @@ import orjson
 from shared.errors import PermanentError
 from shared.filetools.sources import ByteCounter, Input, no_progress
 from shared.formats.cells import FORMULA_TRIGGERS, CsvWriter, neutralise
-from shared.formats.exportlines import RESERVED_KEYS, Line, Problems
+from shared.formats.exportlines import RESERVED_KEYS, Line, Problems, parse_line
 
 
 class InputChanged(PermanentError):
@@ -88,11 +92,48 @@ def write_rows(lines: Iterable[Line], properties: list[str], out: IO[str],
 def to_csv(inp: Input, out: IO[bytes], problems: Problems, raw: bool = False,
            on_bytes_first: ByteCounter = no_progress,
            on_bytes_second: ByteCounter = no_progress) -> int:
-    """Convert ``inp`` to CSV (UTF-8) on ``out`` in two streaming passes; returns the rows."""
-    properties = collect_properties(line for _text, line in inp.lines(problems, on_bytes_first))
+    """Convert ``inp`` to CSV (UTF-8) on ``out`` in two streaming passes; returns the rows.
+
+    Local files are read twice; any other source once, its valid lines kept meanwhile in a
+    temporary file (deleted on return)."""
+    if len(inp.local_paths()) == len(inp.parts):
+        properties = collect_properties(
+            line for _text, line in inp.lines(problems, on_bytes_first))
+        return _write(out, (line for _text, line in inp.lines(Problems.silenced(),
+                                                                 on_bytes_second)),
+                      properties, raw)
+    with tempfile.TemporaryFile(prefix="bucketbridge-to-csv-") as spill:
+        properties = collect_properties(_spilled(inp.lines(problems, on_bytes_first), spill))
+        spill.seek(0)
+        return _write(out, _respilled(spill, inp.total_bytes, on_bytes_second), properties, raw)
+
+
+def _spilled(lines: Iterable[tuple[bytes, Line]], spill: IO[bytes]) -> Iterator[Line]:
+    write = spill.write
+    for text, line in lines:
+        write(text)
+        write(b"\n")
+        yield line
+
+
+def _respilled(spill: IO[bytes], total_bytes: int, on_bytes: ByteCounter) -> Iterator[Line]:
+    """The lines kept by ``_spilled``; progress in the source's bytes, for the same bar."""
+    size = spill.seek(0, io.SEEK_END)
+    spill.seek(0)
+    scale = total_bytes / size if size else 0.0
+    done = reported = 0
+    for text in spill:
+        done += len(text)
+        if done - reported >= 1 << 20:
+            on_bytes(int((done - reported) * scale))
+            reported = done
+        yield parse_line(text.rstrip(b"\n"))
+    on_bytes(int((done - reported) * scale))
+
+
+def _write(out: IO[bytes], lines: Iterable[Line], properties: list[str], raw: bool) -> int:
     text_out = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=False)
     try:
-        lines = (line for _text, line in inp.lines(Problems.silenced(), on_bytes_second))
         return write_rows(lines, properties, text_out, raw)
     finally:
         text_out.flush()

@@ -253,6 +253,32 @@ class RecordReader:
     def end_line(self) -> int:
         return self._line
 
+    # -- the hook for an engine that converts plain records itself (shared.imports.fastrows) --
+
+    def buffered(self) -> bytes:
+        """The bytes after the current record that the file has at hand (one read when it has
+        none; ``b""`` at the end, before the header, or when the file is broken: the Python
+        path then reads and reports)."""
+        peek = getattr(self._file, "peek", None)
+        if peek is None or self._strip_bom or self._paused:
+            return b""
+        try:
+            data: bytes = peek(1)
+        except GZIP_ERRORS:
+            return b""
+        return data
+
+    def took(self, size_bytes: int, records: int) -> None:
+        """``records`` whole one-line records, the first ``size_bytes`` of ``buffered()``,
+        were converted elsewhere: go past them as ``read()`` would have."""
+        self._file.read(size_bytes)
+        self._advance(size_bytes)  # the file's size limit and the budget, as read() does
+        self._line += records
+        self._next_record += records
+        self.number = self._next_record - 1
+        self.line = self._line
+        self.error = self.error_code = None
+
     def __iter__(self) -> Iterator[Record]:
         return self
 

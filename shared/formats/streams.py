@@ -14,7 +14,10 @@ import io
 import zlib
 from collections.abc import Callable
 from types import TracebackType
-from typing import IO, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from shared.formats.gzseek import SeekPoint
 
 BOM = b"\xef\xbb\xbf"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -83,16 +86,27 @@ class Opened:
 
 def open_stream(source: ByteSource, *, gzipped: bool | None,
                 on_bytes: Callable[[int], None] | None = None,
-                tap: Callable[[bytes], object] | None = None) -> Opened:
+                tap: Callable[[bytes], object] | None = None,
+                stored_tap: Callable[[bytes], object] | None = None,
+                resume_from: SeekPoint | None = None) -> Opened:
     """``source`` decompressed: ``gzipped=None`` looks at the magic bytes.  ``on_bytes``
-    counts the stored bytes read; ``tap`` sees every decompressed byte."""
-    stored = io.BufferedReader(RawSource(source, on_bytes), buffer_size=READ_BUFFER_BYTES)
+    counts the stored bytes read; ``tap`` sees every decompressed byte, ``stored_tap`` every
+    stored one.  ``resume_from``: ``source`` is a gzip file's stored bytes from that seek point
+    on (``shared.formats.gzseek``), and the stream starts at the point's decompressed offset."""
+    stored = io.BufferedReader(RawSource(source, on_bytes, stored_tap),
+                               buffer_size=READ_BUFFER_BYTES)
     layers: list[IO[bytes]] = [stored]
     try:
         if gzipped is None:
             gzipped = stored.peek(len(GZIP_MAGIC))[:len(GZIP_MAGIC)] == GZIP_MAGIC
         top: IO[bytes] = stored
-        if gzipped:
+        if resume_from is not None:
+            from shared.formats.gzseek import ResumedGzip
+
+            top = io.BufferedReader(ResumedGzip(stored, resume_from),
+                                    buffer_size=READ_BUFFER_BYTES)
+            layers.insert(0, top)
+        elif gzipped:
             # GzipFile.readline runs in Python; a BufferedReader on top makes it C.
             inflater = gzip.GzipFile(fileobj=stored, mode="rb")
             top = io.BufferedReader(RawSource(inflater), buffer_size=READ_BUFFER_BYTES)

@@ -28,10 +28,13 @@ from shared.formats.csvrecords import (
 from shared.formats.csvrows import Columns, RowRejected, parse_header, row_to_line
 from shared.formats.rejects import REJECT_CONTENT_CHARS, Reject
 from shared.formats.streams import open_stream
+from shared.imports.fastrows import FastRows
+from shared.imports.gzipresume import GzipResume
 from shared.metrics import Metrics
 from shared.store.revisions import FileEnd, RevisionMeta
 from shared.store.revisionwriter import Batch, Limits, RevisionWriter, SourceRange
-from shared.store.s3 import S3
+from shared.store.s3 import S3, ObjectStream
+from shared.store.seekpoints import SeekPoints
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +78,13 @@ class FileImport:
     """Imports one file of one site from a position until its end, the deadline, or a stop."""
 
     def __init__(self, s3: S3, bucket: str, writer: RevisionWriter, metrics: Metrics,
-                 limits: Limits | None = None, read_limits: ReadLimits | None = None) -> None:
+                 limits: Limits | None = None, read_limits: ReadLimits | None = None,
+                 fast: bool = False, seek_points: SeekPoints | None = None) -> None:
+        """``fast``: convert plain records with ``shared.imports.fastrows`` (same output);
+        ``seek_points``: resume gzip files near their cursor (``shared.imports.gzipresume``)."""
+        self.fast = fast
+        self.seek_points = seek_points
+        self.gzip: GzipResume | None = None
         self.s3 = s3
         self.bucket = bucket
         self.writer = writer
@@ -89,22 +98,37 @@ class FileImport:
         """The header's columns and a reader positioned at ``pos``; every stream opened is
         closed by ``streams``, also when the run stops before the end of the file."""
 
+        def open_at(start_byte: int = 0, end_byte: int | None = None) -> ObjectStream:
+            return self.s3.open(self.bucket, pos.key, if_match=pos.etag,
+                                start_byte=start_byte, end_byte=end_byte)
+
         def lines(start_byte: int = 0, end_byte: int | None = None) -> IO[bytes]:
-            source = self.s3.open(self.bucket, pos.key, if_match=pos.etag,
-                                  start_byte=start_byte, end_byte=end_byte)
-            return streams.enter_context(open_stream(source, gzipped=pos.gzipped)).file
+            tap = self.gzip.finder.feed if self.gzip is not None else None
+            return streams.enter_context(open_stream(open_at(start_byte, end_byte),
+                                                     gzipped=pos.gzipped, stored_tap=tap)).file
 
         try:
             if pos.byte_start == 0:
                 reader = RecordReader(lines(), limits=self.read_limits, over_budget=over_budget)
                 return parse_header(read_header(reader).cells or []), reader
-            head_file = lines(end_byte=None if pos.gzipped else HEADER_MAX_BYTES)
-            header = read_header(RecordReader(head_file, limits=self.read_limits))
-            columns = parse_header(header.cells or [])
-            if pos.gzipped:
+            resumed = None
+            if self.gzip is not None and (point := self.gzip.saved(pos.byte_start)):
+                with open_stream(open_at(), gzipped=True) as head:
+                    header = read_header(RecordReader(head.file, limits=self.read_limits))
+                    columns = parse_header(header.cells or [])
+                resumed = self.gzip.resume(point, pos.byte_start, open_at, streams)
+            if resumed is not None:
+                file = resumed
+            elif pos.gzipped:
+                head_file = lines()
+                header = read_header(RecordReader(head_file, limits=self.read_limits))
+                columns = parse_header(header.cells or [])
                 skip_to(head_file, pos.byte_start - header.end_byte)
                 file = head_file
             else:
+                head_file = lines(end_byte=HEADER_MAX_BYTES)
+                header = read_header(RecordReader(head_file, limits=self.read_limits))
+                columns = parse_header(header.cells or [])
                 file = lines(start_byte=pos.byte_start)
             reader = RecordReader(file, start_byte=pos.byte_start, start_line=pos.next_line,
                                   start_record=pos.next_record, limits=self.read_limits,
@@ -128,6 +152,8 @@ class FileImport:
         def over_budget() -> bool:
             return self.writer.clock.monotonic_s() >= deadline_mono_s or should_stop()
 
+        self.gzip = (GzipResume(self.seek_points, self.site, pos.key, pos.etag)
+                     if pos.gzipped and self.seek_points is not None else None)
         with ExitStack() as streams:
             columns, reader = self._open(pos, streams, over_budget)
             try:
@@ -149,7 +175,12 @@ class FileImport:
         read = reader.read
         monotonic_s = self.writer.clock.monotonic_s
         import_time_s = int(self.writer.clock.now_s())  # the _t of alias rows without one
+        fast = FastRows.for_columns(columns) if self.fast else None
         while True:
+            if fast is not None:
+                # Plain records up to (not including) the next one this loop must see itself.
+                since_check += fast.take(reader, batch, limits,
+                                         _CHECK_EVERY_RECORDS - 1 - since_check)
             try:
                 cells = read()
             except StopIteration:
@@ -208,5 +239,7 @@ class FileImport:
         outcome.first_revision = meta.file_first_revision
         outcome.rows_imported += batch.events
         outcome.position = FilePosition.after(meta, pos.gzipped)
+        if self.gzip is not None and not meta.ends_file:
+            self.gzip.checkpoint(reader.position_bytes)
         if meta.ends_file:
             outcome.ended_at = meta.written_at

@@ -21,6 +21,7 @@ from shared.formats.csvrecords import ReadLimits
 from shared.formats.importkeys import is_gzip_key
 from shared.formats.times import parse_iso_utc
 from shared.imports.cursor import CSV_SOURCE, Cursor, Recovery, Revisions, recover
+from shared.imports.fastrows import use_fast
 from shared.imports.filerun import FileImport, FileOutcome, FilePosition
 from shared.imports.finish import Finisher
 from shared.imports.sitefiles import matching_files
@@ -29,6 +30,7 @@ from shared.store.rejectreports import RejectReports
 from shared.store.revisions import EventStore, FileEnd, RevisionMeta
 from shared.store.revisionwriter import Limits, RevisionWriter
 from shared.store.s3 import S3, ObjectInfo
+from shared.store.seekpoints import SeekPoints
 from shared.store.sites import SiteConfig
 
 logger = logging.getLogger(__name__)
@@ -63,7 +65,9 @@ class ScanResult:
 class Importer:
     def __init__(self, store: EventStore, reports: RejectReports, hints: RevisionTailCache,
                  clock: Clock, metrics: Metrics, limits: Limits | None = None,
-                 read_limits: ReadLimits | None = None) -> None:
+                 read_limits: ReadLimits | None = None, csv_engine: str = "auto") -> None:
+        self.fast = use_fast(csv_engine)
+        self.seek_points = SeekPoints(store.s3, store.bucket)
         self.store = store
         self.reports = reports
         self.revisions = Revisions(store, hints)
@@ -96,7 +100,7 @@ class Importer:
             pos = resume if resume is not None and resume.key == info.key else FilePosition(
                 key=info.key, etag=info.etag, gzipped=is_gzip_key(info.key))
             runner = FileImport(s3, site.import_bucket, writer, self.metrics, self.limits,
-                                self.read_limits)
+                                self.read_limits, self.fast, self.seek_points)
             try:
                 out = runner.run(pos, latest, deadline, should_stop)
             except BadFile as exc:

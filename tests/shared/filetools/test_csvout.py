@@ -189,3 +189,43 @@ def test_a_value_with_a_lone_cr_round_trips_through_pythons_csv(tmp_path: Path) 
     assert rows_of(out.getvalue()) == [["_p", "_p2", "_t", "_n", "Note", "Other"],
                                        ["a\rb", "", "1", "", "one\rtwo", ""],
                                        ["c", "", "2", "", "x\r\ny", "p\nq"]]
+
+
+class _CountingReader:
+    """The S3 adapter, counting the objects opened."""
+
+    def __init__(self, s3: S3) -> None:
+        self._s3 = s3
+        self.opened: list[str] = []
+
+    def open(self, bucket: str, key: str, **kwargs: object) -> object:
+        self.opened.append(key)
+        return self._s3.open(bucket, key, **kwargs)  # type: ignore[arg-type]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._s3, name)
+
+
+def test_an_s3_source_is_read_once_and_converts_as_a_local_one(
+        s3: S3, export_bucket: str, tmp_path: Path) -> None:
+    # Given the same revisions in a bucket and in a local directory
+    revisions = {1: ndjson([{"_p": "a", "_t": 1, "Old": 1}, {"_p": "b", "_p2": "c"}]),
+                 2: ndjson([{"_p": "d", "_t": 2, "New": "=x", "Old": "y"}]) + b"not json\n"}
+    for n, body in revisions.items():
+        s3.put(export_bucket, f"exp/revisions/{n}.json", body)
+    write_revisions(tmp_path, revisions)
+    counting = _CountingReader(s3)
+    remote = resolve_input(f"s3://{export_bucket}/exp", lambda: counting)  # type: ignore[arg-type, return-value]
+    local = resolve_input(str(tmp_path), no_s3)
+    # When both are converted
+    remote_problems: list[Problem] = []
+    local_problems: list[Problem] = []
+    remote_out, local_out = io.BytesIO(), io.BytesIO()
+    rows = to_csv(remote, remote_out, Problems(report=remote_problems.append))
+    assert to_csv(local, local_out, Problems(report=local_problems.append)) == rows == 3
+    # Then each object was fetched once, and the CSV and the problems are the same
+    assert sorted(counting.opened) == ["exp/revisions/1.json", "exp/revisions/2.json"]
+    assert remote_out.getvalue() == local_out.getvalue()
+    assert [(p.line, p.reason) for p in remote_problems] == \
+        [(p.line, p.reason) for p in local_problems]
+    assert rows_of(remote_out.getvalue())[0] == ["_p", "_p2", "_t", "_n", "Old", "New"]
