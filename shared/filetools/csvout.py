@@ -15,7 +15,6 @@ written as JSON text; ``null`` as empty.
 from __future__ import annotations
 
 import io
-import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
