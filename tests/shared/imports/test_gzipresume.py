@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import random
 import string
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -23,7 +24,6 @@ pytestmark = [pytest.mark.timeout(120),
 
 ROWS = 60_000
 CHECKS_PER_RUN = 10  # the import looks at the stop request every 2,048 records
-PER_RUN = (CHECKS_PER_RUN + 1) * 2048  # it stops at the 11th look
 
 
 def wide_file(prefix: str = "u") -> bytes:
@@ -83,7 +83,7 @@ def import_in_runs(s3: S3, services: Services, site: SiteConfig,
 
 def test_a_gzip_file_resumes_from_its_seek_point_and_imports_exactly_once(
         s3: S3, services: Services, site: SiteConfig) -> None:
-    # Given a gzip file of 60,000 rows (9 MiB), imported 22,528 rows per run
+    # Given a gzip file of 60,000 rows (9 MiB), imported about 20,000 rows per run
     body = wide_file()
     s3.put(site.import_bucket, "accounts-1.csv.gz", gzip.compress(body))
     # When it is scanned run after run
@@ -91,8 +91,10 @@ def test_a_gzip_file_resumes_from_its_seek_point_and_imports_exactly_once(
     # Then every row landed once, in order, exactly as the file says
     assert imported(s3, services) == expected(body)
     sources = revision_sources(s3, services)
-    assert [(s[1], s[2]) for s in sources] == [
-        (n * PER_RUN + 1, min(ROWS, (n + 1) * PER_RUN)) for n in range(3)]
+    # (the reader also asks for the stop every MiB, so a run's length in records varies)
+    ranges = [(s[1], s[2]) for s in sources]
+    assert len(ranges) >= 3 and ranges[0][0] == 1 and ranges[-1][1] == ROWS
+    assert all(later[0] == earlier[1] + 1 for earlier, later in pairwise(ranges))
     # And each run after the first read the header from byte 0, then the stored bytes from a
     # seek point past the start, never the whole file again
     assert starts[0] == [0]
