@@ -16,17 +16,23 @@ from typing import Any
 
 import dramatiq
 
+from producers.fleetgauges import DEFAULT_ATTENTION_SITES, FleetGauges
+from producers.fleetview import fleet_health
 from shared.clock import Clock
+from shared.errors import RetryableError
 from shared.fleet.messages import EXPORT_ACTOR, QUEUES, SCAN_ACTOR, export_message, scan_message
 from shared.fleet.queues import queue_depths
 from shared.fleet.redisconn import RedisClient
 from shared.fleet.slots import CLAIM_STALE_S, DEFAULT_PREFIX, SlotClaims, slot_of
 from shared.metrics import Metrics
+from shared.store.fleetstatus import FleetStatus
 from shared.store.sites import SiteConfig, SiteRegistry
 
 logger = logging.getLogger(__name__)
 
 TICK_INTERVAL_S = 15.0
+# How often the fleet gauges are recomputed from the fleet status summary.
+FLEET_REFRESH_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -41,7 +47,8 @@ class Scheduler:
                  publish: Callable[[dramatiq.Message[Any]], Any], clock: Clock,
                  metrics: Metrics, *, scan_interval_s: int, export_interval_s: int,
                  key_prefix: str = DEFAULT_PREFIX,
-                 broker_namespace: str = "dramatiq") -> None:
+                 broker_namespace: str = "dramatiq", fleet_status: FleetStatus | None = None,
+                 attention_sites: int = DEFAULT_ATTENTION_SITES) -> None:
         self.broker_namespace = broker_namespace
         self.sites = sites
         self.redis = client
@@ -51,6 +58,9 @@ class Scheduler:
         self.scan_interval_s = scan_interval_s
         self.export_interval_s = export_interval_s
         self.slots = SlotClaims(client, key_prefix)
+        self.fleet_status = fleet_status
+        self.gauges = FleetGauges(metrics, attention_sites)
+        self.fleet_refreshed_s: float | None = None
 
     def _due(self, job: str, site: SiteConfig, interval_s: int,
              message: dramatiq.Message[Any]) -> Published | None:
@@ -69,7 +79,9 @@ class Scheduler:
         """Publish every message that is due now; returns what this replica published.  Also
         records the queues' depths, which the fleet's autoscaling and alerts watch."""
         out: list[Published] = []
+        configs: dict[str, SiteConfig | str] = {}
         for site in self.sites.all():
+            configs[site.site_id] = site
             if site.paused:
                 continue
             done = self._due(SCAN_ACTOR, site, self.scan_interval_s, scan_message(site.site_id))
@@ -81,8 +93,23 @@ class Scheduler:
                 if done:
                     out.append(done)
         self._observe_queues()
+        self._observe_fleet(configs)
         self.metrics.scheduler_last_tick.set(self.clock.now_s())
         return out
+
+    def _observe_fleet(self, configs: dict[str, SiteConfig | str]) -> None:
+        """Recompute the fleet gauges every ``FLEET_REFRESH_S`` (best effort)."""
+        now_s = self.clock.monotonic_s()
+        if self.fleet_status is None or (self.fleet_refreshed_s is not None
+                                         and now_s - self.fleet_refreshed_s < FLEET_REFRESH_S):
+            return
+        try:
+            summaries = list(self.fleet_status.read_all())
+        except RetryableError as exc:
+            logger.warning("fleet status summary unreadable, gauges kept: %s", exc)
+            return
+        self.gauges.publish(fleet_health(configs, summaries))
+        self.fleet_refreshed_s = now_s
 
     def _observe_queues(self) -> None:
         for depth in queue_depths(self.redis, QUEUES, self.broker_namespace):

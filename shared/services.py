@@ -16,6 +16,7 @@ from shared.metrics import Metrics
 from shared.settings import Settings
 from shared.store.access import SiteAccess
 from shared.store.claims import ClaimStore
+from shared.store.fleetstatus import FleetStatus
 from shared.store.jobstatus import StatusStore
 from shared.store.ledger import ExportLedger
 from shared.store.reimportmarkers import MarkerStore
@@ -43,6 +44,7 @@ class Services:
     clock: Clock
     metrics: Metrics
     claims: ClaimStore
+    fleet_status: FleetStatus
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None,
@@ -62,4 +64,5 @@ class Services:
             access=SiteAccess(store_s3, make_sts_client(), clock, settings.s3_endpoint_url),
             tail_cache=RevisionTailCache(r, bucket), publisher=Publisher.for_redis(r),
             clock=clock, metrics=metrics or Metrics(),
-            claims=ClaimStore(store_s3, bucket, sites, clock))
+            claims=ClaimStore(store_s3, bucket, sites, clock),
+            fleet_status=FleetStatus(store_s3, bucket))

@@ -103,6 +103,7 @@ class Settings:
     metrics_port: int = 9191
     s3_endpoint_url: str | None = None
     log_format: str = "text"  # one of LOG_FORMATS
+    attention_sites: int = 20  # series per bounded per-site metric family of the scheduler
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -121,6 +122,7 @@ class Settings:
             metrics_port=_int(env, "BUCKETBRIDGE_METRICS_PORT", 9191, minimum=0, maximum=65535),
             s3_endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
             log_format=_log_format(env),
+            attention_sites=_int(env, "BUCKETBRIDGE_ATTENTION_SITES", 20, maximum=500),
         )
 
     @property

@@ -227,7 +227,6 @@ class Exporter:
         total = self._total(sid)
         dest.publish_status(ledger, total)
         result = ExportResult(position=ledger.position, total_revisions=total)
-        self.metrics.export_lag.labels(sid).set(result.lag_revisions)
         return result
 
     def _stopped(self, deadline_mono_s: float) -> ExportOutcome:
@@ -265,8 +264,8 @@ class Exporter:
                                    content_type="application/x-ndjson")
         except ObjectMissing:
             raise RevisionUnavailable(self._missing(site, number)) from None
-        self.metrics.export_revisions.labels(site).inc()
-        self.metrics.export_bytes.labels(site).inc(info.size_bytes)
+        self.metrics.export_revisions.inc()
+        self.metrics.export_bytes.inc(info.size_bytes)
         logger.debug("site=%s exported revision %d -> s3://%s/%s", site, number, dest.bucket,
                      target)
 
@@ -278,12 +277,10 @@ class Exporter:
     def _observe(self, site: str, result: ExportResult, blocked: str | None) -> None:
         """Metrics, then ``ExportBlocked`` if the run stopped before a revision it could not
         export (what came before is committed and published by then)."""
-        self.metrics.export_lag.labels(site).set(result.lag_revisions)
         if blocked is not None:
             raise ExportBlocked(blocked, result)
-        self.metrics.export_last_success.labels(site).set(self.clock.now_s())
         if result.outcome is ExportOutcome.BUDGET:
-            self.metrics.budget_exhausted.labels("export", site).inc()
+            self.metrics.budget_exhausted.labels("export").inc()
 
 
 def _settled(results: Iterator[T]) -> Iterator[T | RevisionUnavailable]:

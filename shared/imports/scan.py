@@ -116,10 +116,8 @@ class Importer:
         pending = [f for f in files if f.key not in handled]
         result.backlog_files = len(pending)
         result.backlog_bytes = sum(f.size_bytes for f in pending)
-        self.metrics.backlog_files.labels(sid).set(result.backlog_files)
-        self.metrics.backlog_bytes.labels(sid).set(result.backlog_bytes)
         if result.outcome is ScanOutcome.BUDGET:
-            self.metrics.budget_exhausted.labels("scan", sid).inc()
+            self.metrics.budget_exhausted.labels("scan").inc()
         return result
 
     def _stopped(self, deadline_mono_s: float) -> ScanOutcome:

@@ -28,8 +28,10 @@ from shared.errors import (
 )
 from shared.fleet.isolationmemo import IsolationMemo
 from shared.fleet.leases import DEFAULT_LEASE_TTL_S, Holder, Lease, worker_name
+from shared.fleet.reportmemo import ReportMemo, fingerprint
 from shared.formats.times import iso_utc, iso_utc_ms
 from shared.services import Services
+from shared.store.fleetstatus import JobSummary
 from shared.store.jobstatus import JobStatus
 from shared.store.sites import SiteConfig
 from workers.jobs.isolation import IsolationGuard
@@ -110,6 +112,7 @@ class LeasedJob:
         self.enqueue = enqueue
         self.guard = IsolationGuard(services.claims, IsolationMemo(
             services.redis, services.settings.store_bucket))
+        self.memo = ReportMemo(services.redis, services.settings.store_bucket)
 
     # -- what a job defines -------------------------------------------------------------------
 
@@ -221,7 +224,8 @@ class LeasedJob:
         if lease.acquire():
             return lease
         logger.info("site=%s %s lease busy; message acked without work", site_id, self.job)
-        self.services.metrics.lease_busy.labels(self.job, site_id).inc()
+        self.services.metrics.lease_busy.labels(self.job).inc()
+        self.summarise(site_id, JobOutcome.BUSY, None, None)
         return None
 
     def stopper(self, lease: Lease) -> Callable[[], bool]:
@@ -229,12 +233,16 @@ class LeasedJob:
 
     def report(self, site_id: str, outcome: str, details: dict[str, Any] | None,
                error: str | None) -> None:
-        """Record the outcome for ``bucketbridge status``; keeps the last error until a new
-        one, and detail fields not given anew.  Best effort: a status that cannot be written
-        never fails the job."""
+        """Record the outcome for ``bucketbridge status`` and the fleet view; keeps the last
+        error until a new one, and detail fields not given anew.  A run that reports what the
+        last one did (``ReportMemo``) writes nothing.  Best effort: a status that cannot be
+        written never fails the job."""
         svc = self.services
         if error:
             _run_error.set(error)
+        said = fingerprint(outcome, error, details)
+        if self.memo.unchanged(self.job, site_id, said):
+            return
         try:
             now_s = svc.clock.now_s()
             now, precise = iso_utc(now_s), iso_utc_ms(now_s)
@@ -247,3 +255,33 @@ class LeasedJob:
                 details={**(previous.details or {}), **(details or {})} or None))
         except RetryableError as exc:
             logger.warning("site=%s could not record the %s status: %s", site_id, self.job, exc)
+            return
+        if self.summarise(site_id, outcome, details, error):
+            self.memo.remember(self.job, site_id, said)
+
+    def summarise(self, site_id: str, outcome: str, details: dict[str, Any] | None,
+                  error: str | None) -> bool:
+        """Update the site's entry in the fleet status summary; whether it was written.
+        A lease found busy changes nothing but the outcome (and counts towards how long the
+        site has been busy), and is written once per ``ReportMemo`` period."""
+        svc = self.services
+        busy = outcome == JobOutcome.BUSY
+        said = fingerprint(outcome, None, None)
+        if busy and self.memo.unchanged(self.job, site_id, said):
+            return True
+        now = iso_utc_ms(svc.clock.now_s())
+        d = details or {}
+        state = JobSummary(
+            outcome=str(outcome), at=now, error=error, error_at=now if error else None,
+            success_at=None if error or busy else now,
+            backlog_files=d.get("backlog_files"), backlog_bytes=d.get("backlog_bytes"),
+            lag_revisions=d.get("lag_revisions"))
+        try:
+            svc.fleet_status.record(site_id, self.job, state)
+        except (RetryableError, PreconditionFailed) as exc:
+            logger.warning("site=%s could not record the %s state in the fleet summary: %s",
+                           site_id, self.job, exc)
+            return False
+        if busy:
+            self.memo.remember(self.job, site_id, said)
+        return True
