@@ -31,6 +31,7 @@ from shared.errors import AccessDenied, BucketbridgeError, SiteExists, UserError
 from shared.fleet.activity import running
 from shared.fleet.isolationmemo import IsolationMemo
 from shared.fleet.leases import EXPORT_LEASE, IMPORT_LEASE
+from shared.fleet.reportmemo import ReportMemo
 from shared.formats.names import validate_site_id
 from shared.formats.printable import printable
 from shared.imports.cursor import Revisions
@@ -348,6 +349,14 @@ def _release_locations(svc: Services, config: SiteConfig) -> None:
     sites.  A claim left behind (the release failed) lapses: its site is gone."""
     release(svc, config.site_id, Locations.of(config).all)
     IsolationMemo(svc.redis, svc.settings.store_bucket).forget(config.site_id)
+    memo = ReportMemo(svc.redis, svc.settings.store_bucket)
+    for job in ("scan", "export"):
+        memo.forget(job, config.site_id)
+    try:
+        svc.fleet_status.forget(config.site_id)
+    except BucketbridgeError as exc:  # a report: the fleet view skips unregistered sites
+        click.echo(f"note: the fleet status summary still lists site {config.site_id}: {exc}",
+                   err=True)
 
 
 @sites.command("show")
