@@ -169,8 +169,12 @@ class SiteRegistry:
                 yield site
 
     def all(self) -> Iterator[SiteConfig]:
+        """Every readable configuration (two requests per site: the site index is the cheap
+        way to the whole fleet); one that cannot be read is logged and passed over."""
         for site in self.site_ids():
             try:
                 yield self.get(site)
             except SiteNotFound:
                 continue
+            except SiteConfigError as exc:
+                logger.error("site=%s skipped: %s", site, exc)

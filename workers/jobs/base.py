@@ -24,6 +24,7 @@ from shared.errors import (
     IsolationError,
     PreconditionFailed,
     RetryableError,
+    SiteConfigError,
     SiteNotFound,
 )
 from shared.fleet.isolationmemo import IsolationMemo
@@ -52,6 +53,7 @@ class JobOutcome(StrEnum):
     SKIPPED = "skipped"  # nothing of this kind to do for the site (no export bucket)
     UNKNOWN_SITE = "unknown_site"  # the site was removed since the message was sent
     REFUSED = "refused"  # the site's configuration breaks tenant isolation: nothing done
+    MISCONFIGURED = "misconfigured"  # the site's site.json cannot be read or accepted
     BUCKET_ERROR = "bucket_error"  # the customer's bucket is missing or denied
     LOST_RACE = "lost_race"  # another writer committed first
     ERROR = "error"  # raised: retried (retryable) or dead-lettered
@@ -59,7 +61,7 @@ class JobOutcome(StrEnum):
 
 # Outcomes where the job ran but could not do its work: ``drain`` reports them as failures.
 FAILED_OUTCOMES = frozenset({JobOutcome.BUCKET_ERROR, JobOutcome.BLOCKED, JobOutcome.ERROR,
-                             JobOutcome.REFUSED})
+                             JobOutcome.REFUSED, JobOutcome.MISCONFIGURED})
 # Outcomes with work left: the job queues its own continuation once its lease is released.
 UNFINISHED_OUTCOMES = frozenset({JobOutcome.BUDGET, JobOutcome.INTERRUPTED})
 
@@ -148,8 +150,8 @@ class LeasedJob:
 
     def _run(self, site_id: str, options: dict[str, Any]) -> JobOutcome:
         site = self.load_site(site_id)
-        if site is None:
-            return JobOutcome.UNKNOWN_SITE
+        if not isinstance(site, SiteConfig):
+            return site
         skipped = self.skip(site, **options)
         if skipped is not None:
             logger.info("site=%s %s skipped: %s", site_id, self.job, skipped)
@@ -204,15 +206,21 @@ class LeasedJob:
             self.report(site_id, "retrying", None, str(exc))
             raise
 
-    def load_site(self, site_id: str) -> SiteConfig | None:
-        """The site's configuration, or ``None`` (counted) for a site that no longer exists:
-        its message is acked, there is nothing to retry."""
+    def load_site(self, site_id: str) -> SiteConfig | JobOutcome:
+        """The site's configuration, or why there is none to act on (counted): a site that no
+        longer exists, or whose ``site.json`` cannot be read or accepted.  Either way the
+        message is acked: there is nothing a retry would fix."""
         try:
             return self.services.sites.get(site_id)
         except SiteNotFound:
             logger.warning("site=%s %s for an unknown site ignored", site_id, self.job)
             self.services.metrics.job_errors.labels(self.job, "SiteNotFound").inc()
-            return None
+            return JobOutcome.UNKNOWN_SITE
+        except SiteConfigError as exc:
+            logger.error("site=%s %s skipped: %s", site_id, self.job, exc)
+            self.failed(site_id, type(exc).__name__)
+            self.report(site_id, JobOutcome.MISCONFIGURED, None, str(exc))
+            return JobOutcome.MISCONFIGURED
 
     def take_lease(self, site_id: str) -> Lease | None:
         """The site's lease, or ``None`` (counted) when another worker holds it."""
