@@ -7,15 +7,13 @@ it would do, asks for confirmation (``--yes`` on a pipe) and does nothing with `
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import click
 import orjson
-from rich.table import Table
 
 from producers.context import AppContext
 from producers.output import HelpGroup, print_json
-from producers.output import console as make_console
 from producers.sitechanges import (
     changes,
     check_claims,
@@ -27,6 +25,7 @@ from producers.sitechanges import (
     shown,
 )
 from producers.siteprobe import pattern_text, probe, reachable, show_probe
+from producers.sites_list import list_sites
 from shared.errors import AccessDenied, BucketbridgeError, SiteExists, UserError
 from shared.fleet.activity import running
 from shared.fleet.isolationmemo import IsolationMemo
@@ -70,6 +69,9 @@ def confirm(question: str, *, yes: bool, problem: str | None = None,
 @click.group(cls=HelpGroup)
 def sites() -> None:
     """Register and manage sites."""
+
+
+sites.add_command(list_sites)
 
 
 @sites.command("add")
@@ -165,25 +167,6 @@ def preview(app: AppContext, site: str, as_json: bool) -> None:
     problem = found.problem()
     if problem:
         raise UserError(problem)
-
-
-@sites.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@pass_app
-def list_sites(app: AppContext, as_json: bool) -> None:
-    """List registered sites."""
-    configs = list(app.services.sites.all())
-    if as_json:
-        click.echo(orjson.dumps([asdict(c) for c in configs]).decode())
-        return
-    table = Table()
-    for name in ("Site", "State", "Import", "Export"):
-        table.add_column(name)
-    for c in configs:
-        export = f"s3://{c.export_bucket}/{c.export_prefix}" if c.export_bucket else "-"
-        table.add_row(c.site_id, "paused" if c.paused else "active",
-                      f"s3://{c.import_bucket}/{c.base_filename}", export)
-    make_console().print(table)
 
 
 def _unfinished_import(svc: Services, site: str) -> str | None:

@@ -326,12 +326,13 @@ def test_sites_list_show_pause_resume(
     # Then list, show and status say so
     assert (paused.returncode, paused.stdout, paused.stderr) == (0, "site beta paused\n", "")
     assert listed.returncode == 0, listed.stderr
-    assert box_rows(listed.stdout) == [
-        ["acme", "active", f"s3://{import_bucket}/accounts.csv", f"s3://{export_bucket}/"],
-        ["beta", "paused", f"s3://{import_bucket}/accounts.csv", "-"],
+    assert table_rows(listed.stdout) == [
+        ["Site", "State", "Last scan", "Last export", "Backlog", "Export lag", "Last error"],
+        ["acme", "active", "never", "never", "-", "-", "-"],
+        ["beta", "paused", "never", "not configured", "-", "-", "-"],
     ]
-    assert [(s["site_id"], s["paused"]) for s in orjson.loads(as_json.stdout)] == [
-        ("acme", False), ("beta", True)]
+    assert [(s["site"], s["state"], s["paused"]) for s in orjson.loads(as_json.stdout)] == [
+        ("acme", "active", False), ("beta", "paused", True)]
     assert orjson.loads(shown.stdout) == {
         "site_id": "beta", "import_bucket": import_bucket, "base_filename": "accounts.csv",
         "export_bucket": None, "export_prefix": "", "role_arn": None, "external_id": None,
