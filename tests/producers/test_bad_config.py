@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 import dramatiq
+import orjson
 import pytest
 
 from producers.scheduler import Scheduler
@@ -82,3 +83,22 @@ def test_scheduler_once_goes_on_past_a_broken_site(env: Env, services: Services,
     result = invoke_cli(env, "scheduler", "--once")
     assert result.returncode == 0, result.stderr
     assert "3 message(s) published" in result.stdout
+
+
+def test_a_hand_edited_site_reaches_the_fleet_view_after_a_reindex(
+        env: Env, services: Services, fleet: list[str], import_bucket: str) -> None:
+    # Given a site.json written by hand, which the index has not seen
+    services.store_s3.put(services.settings.store_bucket, site_config_key("manual"),
+                          SiteConfig(site_id="manual", import_bucket=import_bucket,
+                                     base_filename="manual.csv").to_json())
+    before = invoke_cli(env, "sites", "list", "--json")
+    assert "manual" not in {s["site"] for s in orjson.loads(before.stdout)}
+    # When the index is rebuilt
+    rebuilt = invoke_cli(env, "sites", "reindex")
+    assert (rebuilt.returncode, rebuilt.stderr) == (0, "")
+    assert "7 site(s)" in rebuilt.stdout
+    # Then the fleet view has it, and the broken ones with their reasons
+    listed = orjson.loads(invoke_cli(env, "sites", "list", "--json").stdout)
+    states = {s["site"]: s["state"] for s in listed}
+    assert states["manual"] == "active"
+    assert {site for site, state in states.items() if state == "misconfigured"} == set(BROKEN)
