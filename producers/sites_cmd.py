@@ -28,6 +28,7 @@ from producers.siteprobe import pattern_text, probe, reachable, show_probe
 from producers.sites_list import list_sites
 from shared.errors import AccessDenied, BucketbridgeError, SiteExists, UserError
 from shared.fleet.activity import running
+from shared.fleet.idlememo import IdleMemo
 from shared.fleet.isolationmemo import IsolationMemo
 from shared.fleet.leases import EXPORT_LEASE, IMPORT_LEASE
 from shared.fleet.reportmemo import ReportMemo
@@ -335,6 +336,7 @@ def _release_locations(svc: Services, config: SiteConfig) -> None:
     memo = ReportMemo(svc.redis, svc.settings.store_bucket)
     for job in ("scan", "export"):
         memo.forget(job, config.site_id)
+    IdleMemo(svc.redis, svc.settings.store_bucket).forget(config.site_id)
     try:
         svc.fleet_status.forget(config.site_id)
     except BucketbridgeError as exc:  # a report: the fleet view skips unregistered sites
