@@ -33,6 +33,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -94,13 +95,14 @@ def register(s3: S3, store: str, n: int, now_s: float) -> None:
     summary = ShardedDocuments(s3, store, FLEET_STATUS_PREFIX, FLEET_STATUS_SHARDS)
     index_shards: dict[int, dict[str, Any]] = {i: {} for i in range(INDEX_SHARDS)}
     summary_shards: dict[int, dict[str, Any]] = {i: {} for i in range(FLEET_STATUS_SHARDS)}
+    configs: list[SiteConfig] = []
     at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now_s - 1800))
     for i in range(n):
         site = f"site{i:06d}"
         config = SiteConfig(site_id=site, import_bucket=IMPORTS, base_filename=f"s{i}.csv",
                             export_bucket=EXPORTS if i % 2 else None, export_prefix=f"{site}/")
         if n <= 10_000:
-            s3.put(store, site_config_key(site), config.to_json())
+            configs.append(config)
         index_shards[index.shard_of(site)][site] = {"config": asdict(config)}
         failing = i % 97 == 0
         jobs = {"scan": JobSummary(outcome="error" if failing else "done", at=at, since=at,
@@ -111,6 +113,9 @@ def register(s3: S3, store: str, n: int, now_s: float) -> None:
             jobs["export"] = JobSummary(outcome="done", at=at, since=at, success_at=at,
                                         lag_revisions=i % 13).as_json()
         summary_shards[summary.shard_of(site)][site] = jobs
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda c: s3.put(store, site_config_key(c.site_id), c.to_json()),
+                      configs))
     for number, entries in index_shards.items():
         index.write(number, entries)
     for number, entries in summary_shards.items():

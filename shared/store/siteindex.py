@@ -52,7 +52,7 @@ def _indexed(site: str, raw: Any) -> IndexedSite | None:
     if "error" in raw:
         return str(raw["error"])
     try:
-        config = SiteConfig.from_json(orjson.dumps(raw.get("config")))
+        config = SiteConfig.from_dict(raw.get("config"))
     except SiteConfigError as exc:
         return f"{exc}"
     if config.site_id != site:

@@ -80,10 +80,18 @@ class SiteConfig:
     @classmethod
     def from_json(cls, data: bytes) -> SiteConfig:
         try:
-            raw: dict[str, Any] = orjson.loads(data)
+            raw: Any = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise SiteConfigError(f"unreadable site configuration: {exc}") from None
+        return cls.from_dict(raw)
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> SiteConfig:
+        """A configuration from its JSON object (unknown fields are ignored)."""
+        try:
             known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
             return cls(**known)
-        except (orjson.JSONDecodeError, TypeError, UserError) as exc:
+        except (AttributeError, TypeError, UserError) as exc:
             raise SiteConfigError(f"unreadable site configuration: {exc}") from None
 
 
