@@ -249,6 +249,7 @@ class LeasedJob:
         if error:
             _run_error.set(error)
         said = fingerprint(outcome, error, details)
+        self.memo.ran(self.job, site_id, svc.clock.now_s())
         if self.memo.unchanged(self.job, site_id, said):
             return
         try:
