@@ -51,6 +51,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("producers.check_cmd:check",
               "Check that the store enforces conditional writes, Redis evicts nothing, and the "
               "clock agrees with the store's."),
+    "listen": ("producers.listen_cmd:listen",
+               "Turn S3 object-created events into scans within seconds."),
     "demo": ("producers.demo:demo", "Run the whole flow on an embedded S3 endpoint, for a "
                                     "first look."),
 }

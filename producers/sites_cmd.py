@@ -13,6 +13,7 @@ import click
 import orjson
 
 from producers.context import AppContext
+from producers.notifications_cmd import notifications
 from producers.output import HelpGroup, print_json
 from producers.sitechanges import (
     changes,
@@ -73,6 +74,7 @@ def sites() -> None:
 
 
 sites.add_command(list_sites)
+sites.add_command(notifications)
 
 
 @sites.command("add")

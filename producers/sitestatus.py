@@ -9,7 +9,7 @@ from typing import Any
 
 from producers.output import human_bytes, human_duration
 from shared.exports.progress import export_status
-from shared.fleet.activity import next_publication_s, queued, running
+from shared.fleet.activity import next_publication_s, notifications, queued, running
 from shared.fleet.leases import EXPORT_LEASE, IMPORT_LEASE
 from shared.fleet.messages import EXPORT_ACTOR, QUEUES, SCAN_ACTOR
 from shared.formats.names import validate_site_id
@@ -37,6 +37,7 @@ def site_status(svc: Services, site: str) -> dict[str, Any]:
         "running": [r.as_json() for r in running(svc.redis, site, (IMPORT_LEASE, EXPORT_LEASE))],
         "queued": [q.as_json() for q in queued(svc.redis, site, QUEUES)],
         "schedule": schedule,
+        "notifications": notifications(svc.redis, site, now_s),
         "import": imported,
         "export": export_status(svc.ledger, svc.statuses, config, imported["revisions"]),
     }
@@ -86,6 +87,13 @@ def _current_file(imp: dict[str, Any]) -> str:
             f"{rows}{rate}{eta}")
 
 
+def _notifications(notes: dict[str, Any], now_s: float) -> str:
+    since = notes["since"][11:16]
+    if not notes["last_at"]:
+        return f"none since {since} UTC"
+    return f"last {_ago(notes['last_at'], now_s)}; {notes['recent']} since {since} UTC"
+
+
 def _running(status: dict[str, Any], now_s: float) -> str:
     if not status["running"]:
         return "-"
@@ -112,6 +120,7 @@ def status_rows(status: dict[str, Any]) -> list[tuple[str, str]]:
             ("queued", _queued(status)),
             ("next scan", _next(status["schedule"]["next_scan_at"], now_s,
                                 "not scheduled (paused)"))]
+    rows.append(("notifications", _notifications(status["notifications"], now_s)))
     if imp["bucket_error"]:
         rows.append(("import bucket", f"ERROR {imp['bucket_error']}"))
     else:

@@ -65,6 +65,10 @@ class RedisUnavailable(RetryableError):
     """Redis could not be reached, or refused a command."""
 
 
+class QueueUnavailable(RetryableError):
+    """The notification queue (SQS) could not be reached, throttled us, or failed."""
+
+
 class LeaseLost(RetryableError):
     """Our lease on a site expired or was taken; this worker must stop writing now, and the
     work can be done again later under a new lease."""
@@ -91,6 +95,10 @@ class BucketMissing(BucketError):
 
 class AccessDenied(BucketError):
     """The bucket exists but our credentials may not do what we asked."""
+
+
+class QueueError(PermanentError):
+    """The notification queue is missing, or we may not use it."""
 
 
 class ObjectMissing(PermanentError):

@@ -138,3 +138,28 @@ class Metrics:
         self.message_duration = Histogram(
             "bucketbridge_message_duration_seconds", "Time spent processing a message.",
             ["queue_name", "actor_name"], buckets=DURATION_BUCKETS_S, registry=r)
+        # -- notifications (``bucketbridge listen``) -------------------------------------------
+        self.notify_messages = Counter(
+            "bucketbridge_notify_messages", "Messages the listener received from its queue.",
+            registry=r)
+        self.notify_events = Counter(
+            "bucketbridge_notify_events", "Object-created events the listener read.", registry=r)
+        self.notify_matched = Counter(
+            "bucketbridge_notify_events_matched", "Events whose key is a file of a site the "
+            "listener scans for.", registry=r)
+        self.notify_unmatched = Counter(
+            "bucketbridge_notify_events_unmatched", "Events for keys no active site imports "
+            "(dropped).", registry=r)
+        self.notify_malformed = Counter(
+            "bucketbridge_notify_messages_malformed", "Messages that are no S3 event the "
+            "listener can read (logged and deleted).", registry=r)
+        self.notify_scans_published = Counter(
+            "bucketbridge_notify_scans_published", "Scan messages the listener published.",
+            registry=r)
+        self.notify_oldest_age = Gauge(
+            "bucketbridge_notify_oldest_message_age_seconds", "Age of the oldest message in the "
+            "listener's last receive (0 when the queue was empty).", registry=r,
+            multiprocess_mode="max")
+        self.notify_last_receive = Gauge(
+            "bucketbridge_notify_last_receive_timestamp_seconds", "When the listener last "
+            "received from its queue without error.", registry=r, multiprocess_mode="max")

@@ -91,6 +91,17 @@ def _log_format(env: Mapping[str, str]) -> str:
     return value
 
 
+def _queue_url(env: Mapping[str, str]) -> str | None:
+    url = (env.get("BUCKETBRIDGE_NOTIFY_QUEUE_URL") or "").strip()
+    if not url:
+        return None
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path.count("/") < 2:
+        raise SettingsError(f"invalid BUCKETBRIDGE_NOTIFY_QUEUE_URL {mask_url(url)!r}: use the "
+                            "queue's URL, like https://sqs.REGION.amazonaws.com/ACCOUNT/NAME")
+    return url
+
+
 @dataclass(frozen=True)
 class Settings:
     redis_url: str = DEFAULT_REDIS_URL
@@ -104,6 +115,15 @@ class Settings:
     s3_endpoint_url: str | None = None
     log_format: str = "text"  # one of LOG_FORMATS
     attention_sites: int = 20  # series per bounded per-site metric family of the scheduler
+    # The listener (``bucketbridge listen``): the SQS queue of S3 object-created events, how
+    # long one receive waits for messages (SQS allows 0-20 s), and how long it trusts its copy
+    # of a bucket's location claims before checking the document's ETag again.
+    notify_queue_url: str | None = None
+    notify_wait_s: int = 20
+    notify_cache_s: int = 30
+    # How long a received message stays hidden from other listeners before it comes back
+    # (unless deleted); a scan claimed for notifications lapses after half of it.
+    notify_visibility_timeout_s: int = 120
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -123,7 +143,18 @@ class Settings:
             s3_endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
             log_format=_log_format(env),
             attention_sites=_int(env, "BUCKETBRIDGE_ATTENTION_SITES", 20, maximum=500),
+            notify_queue_url=_queue_url(env),
+            notify_wait_s=_int(env, "BUCKETBRIDGE_NOTIFY_WAIT_S", 20, minimum=0, maximum=20),
+            notify_cache_s=_int(env, "BUCKETBRIDGE_NOTIFY_CACHE_S", 30, minimum=0, maximum=3600),
+            notify_visibility_timeout_s=_int(env, "BUCKETBRIDGE_NOTIFY_VISIBILITY_TIMEOUT_S",
+                                             120, minimum=2, maximum=43200),
         )
+
+    @property
+    def notify_pending_ttl_s(self) -> int:
+        """How long a scan claimed by the listener stays claimed at most: shorter than the
+        visibility timeout, so a killed listener's messages come back after it lapsed."""
+        return self.notify_visibility_timeout_s // 2
 
     @property
     def import_time_limit_ms(self) -> int:

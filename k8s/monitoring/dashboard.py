@@ -229,6 +229,46 @@ ROWS: tuple[Row, ...] = (
 )
 
 
+# -- event-driven import (``bucketbridge listen``): a self-contained row ---------------------
+# The listener's metrics have no site label; workers and schedulers expose them at zero, so
+# the queries take max/sum over every pod.
+
+
+def _notifications_row() -> Row:
+    return Row("Notifications (event-driven import)", (
+        _stat("Listener: last receive", "Seconds since the freshest listener replica last "
+              "received from the queue (a receive waits up to 20 s). Red: no listener reads "
+              "the queue; uploads wait for the hourly scans.",
+              "time() - max(bucketbridge_notify_last_receive_timestamp_seconds > 0)", unit="s",
+              thresholds=(Threshold(120, "orange"), Threshold(300, "red"))),
+        _stat("Oldest notification waiting", "Age of the oldest message in a listener's last "
+              "receive: how far the listeners are behind the uploads.",
+              "max(bucketbridge_notify_oldest_message_age_seconds)", unit="s",
+              thresholds=(Threshold(60, "orange"), Threshold(300, "red"))),
+        Panel("Notification events /s", "Queue messages received, object-created events read, "
+              "events matched to a site, events for no active site (dropped) and malformed "
+              "messages (deleted).", (
+                  Target(f"sum(rate(bucketbridge_notify_messages_total[{RATE}]))", "messages"),
+                  Target(f"sum(rate(bucketbridge_notify_events_total[{RATE}]))", "events"),
+                  Target(f"sum(rate(bucketbridge_notify_events_matched_total[{RATE}]))",
+                         "matched"),
+                  Target(f"sum(rate(bucketbridge_notify_events_unmatched_total[{RATE}]))",
+                         "unmatched"),
+                  Target(f"sum(rate(bucketbridge_notify_messages_malformed_total[{RATE}]))",
+                         "malformed"))),
+        Panel("Scans published by the listeners /h", "Scan messages the listeners published; "
+              "far fewer than the events matched: a burst of uploads to a site becomes one "
+              "scan until that scan starts.", (
+                  Target("sum(increase(bucketbridge_notify_scans_published_total[1h]))",
+                         "scans"),
+                  Target("sum(increase(bucketbridge_notify_events_matched_total[1h]))",
+                         "events matched"))),
+    ))
+
+
+ROWS = (*ROWS, _notifications_row())
+
+
 def _thresholds(panel: Panel) -> dict[str, Any]:
     steps: list[dict[str, Any]] = [{"color": "green", "value": None}]
     steps += [{"color": t.color, "value": t.value} for t in panel.thresholds]

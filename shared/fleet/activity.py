@@ -14,6 +14,7 @@ from typing import Any
 import dramatiq
 
 from shared.fleet.leases import Holder, lease_holder
+from shared.fleet.notices import Notices
 from shared.fleet.queues import DEFAULT_NAMESPACE
 from shared.fleet.redisconn import RedisClient, translated
 from shared.fleet.slots import DEFAULT_PREFIX, SlotClaims, slot_of, slot_start_s
@@ -90,3 +91,11 @@ def next_publication_s(client: RedisClient, job: str, site: str, now_s: float, i
     if marker is None:
         return now_s
     return slot_start_s(site, slot + 1, interval_s)
+
+
+def notifications(client: RedisClient, site: str, now_s: float) -> dict[str, Any]:
+    """When the listener last matched an S3 notification to ``site``, and how many it matched
+    since the start of the previous UTC hour."""
+    recent = Notices(client).recent(site, now_s)
+    return {"last_at": iso_utc(recent.last_at_s) if recent.last_at_s is not None else None,
+            "recent": recent.count, "since": iso_utc(recent.since_s)}

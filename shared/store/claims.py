@@ -321,3 +321,8 @@ class ClaimStore:
                 return True  # cannot tell what it names: it keeps what it claimed
         owner = owners[claim.site]
         return owner is not None and claim.location in Locations.of(owner).all
+
+    def bucket_claims(self, bucket: str) -> tuple[list[Claim], str | None]:
+        """Every claim held in ``bucket`` and the version of its document (``None``: no
+        document), for readers that keep a copy (the listener)."""
+        return self._read(bucket_claims_key(bucket), bucket)

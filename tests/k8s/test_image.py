@@ -39,7 +39,8 @@ def test_the_image_builds_and_runs_the_cli_as_a_non_root_user() -> None:
     # And the CLI in the image lists every role the fleet runs
     help_text = proc.stdout.split("----- bucketbridge --help -----", 1)[1]
     assert "Usage: bucketbridge" in help_text
-    for command in ("worker", "scheduler", "enqueue", "sites", "status", "drain"):
+    for command in ("worker", "scheduler", "listen", "enqueue", "sites", "status",
+                    "drain"):
         assert re.search(rf"^\s+{command}\s", help_text, re.MULTILINE), command
     # And it runs as the Dockerfile's fixed non-root UID, with no compiler in the image
     assert f"runs as uid: {uid.group(1)}" in proc.stdout

@@ -172,8 +172,10 @@ def test_base_and_example_render_the_whole_fleet(rendered: dict[str, list[Obj]])
     expected = {
         ("ServiceAccount", "bucketbridge"), ("ConfigMap", "bucketbridge-config"),
         ("Deployment", "bucketbridge-worker"), ("Deployment", "bucketbridge-scheduler"),
+        ("Deployment", "bucketbridge-listener"),
         ("PodDisruptionBudget", "bucketbridge-worker"),
         ("PodDisruptionBudget", "bucketbridge-scheduler"),
+        ("PodDisruptionBudget", "bucketbridge-listener"),
         ("TriggerAuthentication", "bucketbridge-redis"), ("ScaledObject", "bucketbridge-worker"),
         ("PodMonitor", "bucketbridge"), ("PrometheusRule", "bucketbridge"),
         ("NetworkPolicy", "bucketbridge"),
@@ -432,8 +434,22 @@ def test_roles_and_replicas(variant: list[Obj]) -> None:
     assert worker_args[0] == "worker"
     assert {"--processes", "--threads"} <= set(worker_args)
     assert "replicas" not in worker["spec"]
-    # And both run the same image
-    assert len({c["image"] for d in (worker, scheduler) for c in containers(d)}) == 1
+    # And the listener runs twice (replicas share the queue and one pending scan per site)
+    listener = one(variant, "Deployment", "bucketbridge-listener")
+    assert containers(listener)[0]["args"] == ["listen"]
+    assert listener["spec"]["replicas"] == 2
+    # And all run the same image
+    assert len({c["image"] for d in (worker, scheduler, listener)
+                for c in containers(d)}) == 1
+
+
+def test_the_example_names_the_queue_the_listener_reads(example: list[Obj]) -> None:
+    settings = Settings.from_env(config_data(example))
+    assert settings.notify_queue_url is not None
+    assert settings.notify_queue_url.startswith("https://sqs.")
+    # (SQS is HTTPS, which the network policy lets out)
+    egress = one(example, "NetworkPolicy")["spec"]["egress"]
+    assert (443, "TCP") in {(p["port"], p["protocol"]) for r in egress for p in r["ports"]}
 
 
 def test_disruption_budgets_cover_both_roles(variant: list[Obj]) -> None:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dramatiq
+import orjson
 import pytest
 import redis
 from dramatiq.brokers.redis import RedisBroker
@@ -43,6 +44,7 @@ from tests.monitoring.fleet import (
     per_process_scrapes,
     wait_until,
 )
+from tests.notifications import fresh_queue
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -84,7 +86,7 @@ def test_a_real_fleet_feeds_every_panel_and_alert(
         export_bucket: str, prometheus: str, promtool: str, processes: Processes,
         tmp_path: Path) -> None:
     store = services.settings.store_bucket
-    worker_port, scheduler_port = free_port(), free_port()
+    worker_port, scheduler_port, listener_port = free_port(), free_port(), free_port()
     multiproc = tmp_path / "multiproc"
     multiproc.mkdir()
 
@@ -133,7 +135,8 @@ def test_a_real_fleet_feeds_every_panel_and_alert(
     prom = PrometheusServer(prometheus, tmp_path, free_port())
     prom.start(processes, prom.write_config(
         {"bucketbridge-worker": ("worker", worker_port),
-         "bucketbridge-scheduler": ("scheduler", scheduler_port)}, [RULES]))
+         "bucketbridge-scheduler": ("scheduler", scheduler_port),
+         "bucketbridge-listener": ("listener", listener_port)}, [RULES]))
     until(lambda: _answers(worker_port), "the worker pod's /metrics")
     until(prom.ready, "Prometheus to be ready")
 
@@ -186,6 +189,24 @@ def test_a_real_fleet_feeds_every_panel_and_alert(
     until(lambda: worker().total("bucketbridge_messages_total", actor_name="scan")
           == scans_sent + 1 and settled(), "the scheduler's messages to be handled", 60)
 
+    # And a listener reads a malformed message and an event for a key no site imports (it
+    # publishes nothing: the counts above stay as they are)
+    queue = fresh_queue(env.endpoint)
+    processes.start("listener", [sys.executable, "-m", "producers", "listen"], env.as_dict(
+        BUCKETBRIDGE_METRICS_PORT=str(listener_port), BUCKETBRIDGE_NOTIFY_QUEUE_URL=queue.url,
+        BUCKETBRIDGE_NOTIFY_WAIT_S="1", AWS_ENDPOINT_URL_SQS=env.endpoint))
+    queue.send("not an S3 event")
+    queue.send(orjson.dumps({"source": "aws.s3", "detail-type": "Object Created", "detail": {
+        "bucket": {"name": import_bucket}, "object": {"key": "readme.txt"}}}).decode())
+    until(lambda: _answers(listener_port) and all(
+        Scrape.of(listener_port).total(name) == 1 for name in (
+            "bucketbridge_notify_events_unmatched_total",
+            "bucketbridge_notify_messages_malformed_total")), "the listener's messages")
+    listener = Scrape.of(listener_port)
+    assert (listener.total("bucketbridge_notify_messages_total"),
+            listener.total("bucketbridge_notify_messages_malformed_total"),
+            listener.total("bucketbridge_notify_scans_published_total")) == (2, 1, 0)
+
     # Then the worker pod's endpoint has the right values, summed over its processes
     w = worker()
     sched = Scrape.of(scheduler_port)
@@ -199,7 +220,7 @@ def test_a_real_fleet_feeds_every_panel_and_alert(
     # And between them the two endpoints serve every sample name the code defines, and
     # promtool accepts their expositions as they are served
     assert set(exported_samples()) - set(w.samples) - set(sched.samples) == set()
-    for text in (w.text, sched.text):
+    for text in (w.text, sched.text, listener.text):
         linted = _promtool_check_metrics(promtool, text)
         assert (linted.returncode, linted.stdout, linted.stderr) == (0, "", "")
 

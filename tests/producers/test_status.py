@@ -18,6 +18,7 @@ import orjson
 import pytest
 import redis
 
+from shared.fleet.notices import Notices
 from shared.fleet.slots import slot_of, slot_start_s
 from shared.formats.times import iso_utc, parse_iso_utc
 from shared.imports.cursor import Revisions
@@ -103,6 +104,23 @@ def test_after_the_schedulers_tick_the_next_runs_are_the_next_slots(
     rows = status_rows(env)
     assert rows["queued"] == "2: scan (ready), export (ready)"
     assert re.fullmatch(r"\S+Z \(in (\d+m \d\ds|\d+s)\)", rows["next scan"]), rows["next scan"]
+
+
+def test_notifications_matched_to_the_site_are_shown_with_when_and_how_many(
+        env: Env, services: Services, import_bucket: str) -> None:
+    make_site(services, import_bucket)
+    rows = status_rows(env)
+    assert rows["notifications"].startswith("none since ")
+    # Given the listener matched five events to the site a minute ago, and two just now
+    notices = Notices(services.redis)
+    notices.arrived({"acme": 5, "other": 1}, time.time() - 60)
+    notices.arrived({"acme": 2}, time.time())
+    # Then status says when the last arrived and how many recently
+    data = status_json(env)["notifications"]
+    assert data["recent"] == 7
+    assert time.time() - parse_iso_utc(data["last_at"]) < 10
+    assert re.fullmatch(r"last \S+Z \(\d+s ago\); 7 since \d\d:00 UTC",
+                        status_rows(env)["notifications"]), status_rows(env)
 
 
 def test_a_paused_site_is_not_scheduled(env: Env, services: Services, import_bucket: str) -> None:

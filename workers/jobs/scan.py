@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from shared.errors import RedisUnavailable
 from shared.fleet.leases import DEFAULT_LEASE_TTL_S, IMPORT_LEASE, Lease
 from shared.fleet.messages import export_message, scan_message
+from shared.fleet.notices import Notices
 from shared.fleet.publisher import Message
 from shared.imports.scan import Importer, ScanResult
 from shared.services import Services
@@ -19,6 +21,11 @@ logger = logging.getLogger(__name__)
 
 # status.csv's "Total Revisions" must follow new revisions within minutes, not export cycles.
 STATUS_REFRESH_EVERY_S = 60.0
+
+# The site's notification count when this thread's scan began listing (``None``: it did not
+# list, or it queued its own continuation, which looks again).
+_events_at_listing: ContextVar[int | None] = ContextVar("bucketbridge_scan_events",
+                                                        default=None)
 
 
 class ScanJob(LeasedJob):
@@ -31,13 +38,43 @@ class ScanJob(LeasedJob):
                  lease_ttl_s: float = DEFAULT_LEASE_TTL_S) -> None:
         super().__init__(services, shutdown_requested, lease_ttl_s, enqueue)
         self.importer = importer
+        self.notices = Notices(services.redis, services.settings.notify_pending_ttl_s)
 
     def __call__(self, site_id: str, even_if_paused: bool = False) -> JobOutcome:
         """Run one scan; returns the outcome."""
-        return self.run(site_id, even_if_paused=even_if_paused)
+        _events_at_listing.set(None)
+        outcome = self.run(site_id, even_if_paused=even_if_paused)
+        self._after_notifications(site_id)
+        return outcome
+
+    def _listing(self, site_id: str) -> None:
+        """Before listing, under the lease: a notification from now on needs a new scan."""
+        try:
+            _events_at_listing.set(self.notices.scan_starting(site_id))
+        except RedisUnavailable as exc:  # the hourly scan remains the safety net
+            logger.warning("site=%s notification state unavailable: %s", site_id, exc)
+
+    def _after_notifications(self, site_id: str) -> None:
+        """After the lease is released: a notification that arrived since this scan began
+        listing may name a file it did not see, and its own scan may have found the lease
+        busy; queue one more scan then."""
+        seen = _events_at_listing.get()
+        if seen is None:
+            return
+        try:
+            if self.notices.events_seen(site_id) == seen:
+                return
+            self.enqueue(scan_message(site_id))
+            self.notices.scan_published(site_id)
+        except RedisUnavailable as exc:
+            logger.warning("site=%s could not queue a scan for new notifications: %s",
+                           site_id, exc)
+            return
+        logger.info("site=%s notifications arrived during the scan: scanning again", site_id)
 
     def work(self, site: SiteConfig, lease: Lease, **_options: Any) -> JobOutcome | WorkDone:
         svc = self.services
+        self._listing(site.site_id)
         refresh = _StatusRefresh(site, self.enqueue, svc.clock.monotonic_s)
         try:
             result = self.importer.scan(site, svc.access.for_site(site),
@@ -56,6 +93,7 @@ class ScanJob(LeasedJob):
             # Work is left: go on at once, behind the messages already queued (a paused site's
             # continuation is skipped, like any of its messages).  A run whose budget ran out
             # before it got anywhere does not: the next slot tries again, no busy loop.
+            _events_at_listing.set(None)  # the continuation looks again
             return WorkDone(outcome, scan_message(site.site_id))
         return outcome
 

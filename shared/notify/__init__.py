@@ -1,0 +1,1 @@
+"""Event-driven import: S3 object-created notifications turned into scans within seconds."""
