@@ -23,7 +23,9 @@ def build_scheduler(app: AppContext) -> Scheduler:
     svc = app.services
     return Scheduler(svc.sites, svc.redis, svc.publisher.publish, svc.clock, svc.metrics,
                      scan_interval_s=app.settings.scan_interval_s,
-                     export_interval_s=app.settings.export_interval_s)
+                     export_interval_s=app.settings.export_interval_s,
+                     fleet_status=svc.fleet_status,
+                     attention_sites=app.settings.attention_sites)
 
 
 @click.command()

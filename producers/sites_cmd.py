@@ -7,16 +7,14 @@ it would do, asks for confirmation (``--yes`` on a pipe) and does nothing with `
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import click
 import orjson
-from rich.table import Table
 
 from producers.context import AppContext
 from producers.notifications_cmd import notifications
 from producers.output import HelpGroup, print_json
-from producers.output import console as make_console
 from producers.sitechanges import (
     changes,
     check_claims,
@@ -28,10 +26,13 @@ from producers.sitechanges import (
     shown,
 )
 from producers.siteprobe import pattern_text, probe, reachable, show_probe
+from producers.sites_list import list_sites
 from shared.errors import AccessDenied, BucketbridgeError, SiteExists, UserError
 from shared.fleet.activity import running
+from shared.fleet.idlememo import IdleMemo
 from shared.fleet.isolationmemo import IsolationMemo
 from shared.fleet.leases import EXPORT_LEASE, IMPORT_LEASE
+from shared.fleet.reportmemo import ReportMemo
 from shared.formats.names import validate_site_id
 from shared.formats.printable import printable
 from shared.imports.cursor import Revisions
@@ -72,6 +73,7 @@ def sites() -> None:
     """Register and manage sites."""
 
 
+sites.add_command(list_sites)
 sites.add_command(notifications)
 
 
@@ -168,25 +170,6 @@ def preview(app: AppContext, site: str, as_json: bool) -> None:
     problem = found.problem()
     if problem:
         raise UserError(problem)
-
-
-@sites.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@pass_app
-def list_sites(app: AppContext, as_json: bool) -> None:
-    """List registered sites."""
-    configs = list(app.services.sites.all())
-    if as_json:
-        click.echo(orjson.dumps([asdict(c) for c in configs]).decode())
-        return
-    table = Table()
-    for name in ("Site", "State", "Import", "Export"):
-        table.add_column(name)
-    for c in configs:
-        export = f"s3://{c.export_bucket}/{c.export_prefix}" if c.export_bucket else "-"
-        table.add_row(c.site_id, "paused" if c.paused else "active",
-                      f"s3://{c.import_bucket}/{c.base_filename}", export)
-    make_console().print(table)
 
 
 def _unfinished_import(svc: Services, site: str) -> str | None:
@@ -352,6 +335,15 @@ def _release_locations(svc: Services, config: SiteConfig) -> None:
     sites.  A claim left behind (the release failed) lapses: its site is gone."""
     release(svc, config.site_id, Locations.of(config).all)
     IsolationMemo(svc.redis, svc.settings.store_bucket).forget(config.site_id)
+    memo = ReportMemo(svc.redis, svc.settings.store_bucket)
+    for job in ("scan", "export"):
+        memo.forget(job, config.site_id)
+    IdleMemo(svc.redis, svc.settings.store_bucket).forget(config.site_id)
+    try:
+        svc.fleet_status.forget(config.site_id)
+    except BucketbridgeError as exc:  # a report: the fleet view skips unregistered sites
+        click.echo(f"note: the fleet status summary still lists site {config.site_id}: {exc}",
+                   err=True)
 
 
 @sites.command("show")
@@ -379,3 +371,11 @@ def resume(app: AppContext, site: str) -> None:
     """Schedule work for a paused site again."""
     app.services.sites.set_paused(validate_site_id(site), False)
     click.echo(f"site {site} resumed")
+
+
+@sites.command("reindex")
+@pass_app
+def reindex(app: AppContext) -> None:
+    """Rebuild the site index from every site.json (after editing one by hand)."""
+    count = app.services.index.rebuild()
+    click.echo(f"site index rebuilt: {count} site(s); the scheduler follows within a tick")

@@ -17,12 +17,19 @@ from prometheus_client import (
 
 DURATION_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 900)
 
-SITE = "site"
+SITE = "site"  # only on the scheduler's bounded ``bucketbridge_site_*`` families
 JOB = "job_kind"  # not "job": Prometheus gives that name to the scrape job
 
 
 class Metrics:
-    """The metric objects; build one per process and pass it where work is done."""
+    """The metric objects; build one per process and pass it where work is done.
+
+    No worker metric carries a ``site`` label: a fleet of 100,000 sites would make millions
+    of series.  Fleet figures are labelled by job kind, outcome and reason; per-site figures
+    live in the status store and the fleet view (``bucketbridge sites list``).  The only
+    per-site series are the scheduler's ``bucketbridge_site_*`` families, at most
+    ``attention_sites`` each: the sites that need attention most, for alerts that name them.
+    """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         # The ``*_created`` series of every counter and histogram double the series count and
@@ -32,55 +39,43 @@ class Metrics:
         self.registry = r
         # -- import ---------------------------------------------------------------------------
         self.rows_imported = Counter(
-            "bucketbridge_import_rows", "Data rows imported into revisions.", [SITE], registry=r)
+            "bucketbridge_import_rows", "Data rows imported into revisions.", registry=r)
         self.rows_rejected = Counter(
             "bucketbridge_import_rows_rejected", "Data rows skipped as invalid, by reason.",
-            [SITE, "reason"], registry=r)
+            ["reason"], registry=r)
         self.bytes_read = Counter(
             "bucketbridge_import_read_bytes", "Bytes of import files read (decompressed).",
-            [SITE], registry=r)
+            registry=r)
         self.files_completed = Counter(
             "bucketbridge_import_files_completed", "Import files finished and moved aside.",
-            [SITE], registry=r)
+            registry=r)
         self.files_failed = Counter(
             "bucketbridge_import_files_failed", "Import files that could not be imported.",
-            [SITE], registry=r)
-        self.backlog_files = Gauge(
-            "bucketbridge_import_backlog_files", "Import files waiting, as of the last scan.",
-            [SITE], registry=r, multiprocess_mode="mostrecent")
-        self.backlog_bytes = Gauge(
-            "bucketbridge_import_backlog_bytes", "Bytes of import files waiting, as of the last "
-            "scan.", [SITE], registry=r, multiprocess_mode="mostrecent")
+            registry=r)
         # -- event store ----------------------------------------------------------------------
         self.revisions_written = Counter(
             "bucketbridge_revisions_written", "Revisions created in the event store.",
-            [SITE, "source"], registry=r)
+            ["source"], registry=r)
         # -- export ---------------------------------------------------------------------------
         self.export_revisions = Counter(
             "bucketbridge_export_revisions", "Revisions copied to customers' export buckets.",
-            [SITE], registry=r)
+            registry=r)
         self.export_bytes = Counter(
             "bucketbridge_export_copied_bytes", "Bytes of revisions copied to export buckets.",
-            [SITE], registry=r)
-        self.export_lag = Gauge(
-            "bucketbridge_export_lag_revisions", "Revisions written but not yet exported, as "
-            "of the site's last export run.", [SITE], registry=r, multiprocess_mode="mostrecent")
-        self.export_last_success = Gauge(
-            "bucketbridge_export_last_success_timestamp_seconds", "When the site's last export "
-            "run ended without error.", [SITE], registry=r, multiprocess_mode="max")
+            registry=r)
         self.export_failures = Counter(
             "bucketbridge_export_failures", "Export runs that failed, by reason.",
-            [SITE, "reason"], registry=r)
+            ["reason"], registry=r)
         # -- jobs -----------------------------------------------------------------------------
         self.job_duration = Histogram(
             "bucketbridge_job_duration_seconds", "Time a scan or export message took.",
             [JOB, "outcome"], buckets=DURATION_BUCKETS_S, registry=r)
         self.budget_exhausted = Counter(
             "bucketbridge_budget_exhausted", "Jobs that stopped at their budget with work left.",
-            [JOB, SITE], registry=r)
+            [JOB], registry=r)
         self.lease_busy = Counter(
             "bucketbridge_lease_busy", "Messages acked without work because the site's lease "
-            "was held.", [JOB, SITE], registry=r)
+            "was held.", [JOB], registry=r)
         self.job_errors = Counter(
             "bucketbridge_job_errors", "Jobs that ended in an error, by reason.",
             [JOB, "reason"], registry=r)
@@ -95,6 +90,35 @@ class Metrics:
             "bucketbridge_queue_messages", "Messages waiting in a broker queue (state: ready, "
             "delayed for a retry, dead-lettered), as the scheduler last read them.",
             ["queue_name", "state"], registry=r, multiprocess_mode="mostrecent")
+        # -- the fleet, as the scheduler last read its index and status summary -------------
+        self.sites = Gauge(
+            "bucketbridge_sites", "Registered sites by state (active, paused, failing, "
+            "misconfigured, refused).", ["state"], registry=r, multiprocess_mode="mostrecent")
+        self.site_configs_skipped = Counter(
+            "bucketbridge_site_configs_skipped", "Site configurations the scheduler could not "
+            "read or accept, so skipped (each time it read one).", registry=r)
+        self.fleet_import_backlog_files = Gauge(
+            "bucketbridge_fleet_import_backlog_files", "Import files waiting, summed over the "
+            "sites' last scans.", registry=r, multiprocess_mode="mostrecent")
+        self.fleet_export_lag_revisions = Gauge(
+            "bucketbridge_fleet_export_lag_revisions", "Revisions not yet exported, summed over "
+            "the sites' last export runs.", registry=r, multiprocess_mode="mostrecent")
+        # Bounded per-site families: at most ``attention_sites`` series each.
+        self.site_import_backlog = Gauge(
+            "bucketbridge_site_import_backlog_files", "Import files waiting, for the sites "
+            "with the largest backlogs.", [SITE], registry=r, multiprocess_mode="mostrecent")
+        self.site_export_lag = Gauge(
+            "bucketbridge_site_export_lag_revisions", "Revisions not yet exported, for the "
+            "sites furthest behind.", [SITE], registry=r, multiprocess_mode="mostrecent")
+        self.site_export_last_success = Gauge(
+            "bucketbridge_site_export_last_success_timestamp_seconds", "When the export last "
+            "ended without error, for the sites whose last success is oldest.", [SITE],
+            registry=r, multiprocess_mode="mostrecent")
+        self.site_problem_since = Gauge(
+            "bucketbridge_site_problem_since_timestamp_seconds", "Since when a site's job has "
+            "ended in a problem (error, bucket_error, blocked, refused, misconfigured, "
+            "retrying, budget, busy), for the longest-standing problems.",
+            [SITE, JOB, "problem"], registry=r, multiprocess_mode="mostrecent")
         # -- messages (the broker middleware) -------------------------------------------------
         self.messages = Counter(
             "bucketbridge_messages", "Messages processed by the workers.",

@@ -16,12 +16,14 @@ from shared.metrics import Metrics
 from shared.settings import Settings
 from shared.store.access import SiteAccess
 from shared.store.claims import ClaimStore
+from shared.store.fleetstatus import FleetStatus
 from shared.store.jobstatus import StatusStore
 from shared.store.ledger import ExportLedger
 from shared.store.reimportmarkers import MarkerStore
 from shared.store.rejectreports import RejectReports
 from shared.store.revisions import EventStore
 from shared.store.s3 import S3, make_client
+from shared.store.siteindex import SiteIndex
 from shared.store.sites import SiteRegistry
 from shared.store.sts import make_sts_client
 
@@ -43,6 +45,8 @@ class Services:
     clock: Clock
     metrics: Metrics
     claims: ClaimStore
+    fleet_status: FleetStatus
+    index: SiteIndex
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None,
@@ -53,7 +57,8 @@ class Services:
         store_s3 = s3 or S3(make_client(settings.s3_endpoint_url))
         bucket = settings.store_bucket
         store = EventStore(store_s3, bucket)
-        sites = SiteRegistry(store_s3, bucket)
+        index = SiteIndex(store_s3, bucket)
+        sites = SiteRegistry(store_s3, bucket, on_change=index.refresh)
         return cls(
             settings=settings, redis=r, store_s3=store_s3, store=store,
             sites=sites, statuses=StatusStore(store_s3, bucket),
@@ -62,4 +67,5 @@ class Services:
             access=SiteAccess(store_s3, make_sts_client(), clock, settings.s3_endpoint_url),
             tail_cache=RevisionTailCache(r, bucket), publisher=Publisher.for_redis(r),
             clock=clock, metrics=metrics or Metrics(),
-            claims=ClaimStore(store_s3, bucket, sites, clock))
+            claims=ClaimStore(store_s3, bucket, sites, clock),
+            fleet_status=FleetStatus(store_s3, bucket), index=index)

@@ -126,6 +126,7 @@ class Settings:
     metrics_port: int = 9191
     s3_endpoint_url: str | None = None
     log_format: str = "text"  # one of LOG_FORMATS
+    attention_sites: int = 20  # series per bounded per-site metric family of the scheduler
     # The listener (``bucketbridge listen``): the SQS queue of S3 object-created events, how
     # long one receive waits for messages (SQS allows 0-20 s), and how long it trusts its copy
     # of a bucket's location claims before checking the document's ETag again.
@@ -157,6 +158,7 @@ class Settings:
             metrics_port=_int(env, "BUCKETBRIDGE_METRICS_PORT", 9191, minimum=0, maximum=65535),
             s3_endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
             log_format=_log_format(env),
+            attention_sites=_int(env, "BUCKETBRIDGE_ATTENTION_SITES", 20, maximum=500),
             notify_queue_url=_queue_url(env),
             notify_wait_s=_int(env, "BUCKETBRIDGE_NOTIFY_WAIT_S", 20, minimum=0, maximum=20),
             notify_cache_s=_int(env, "BUCKETBRIDGE_NOTIFY_CACHE_S", 30, minimum=0, maximum=3600),

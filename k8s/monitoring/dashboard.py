@@ -8,8 +8,10 @@ checks that every query parses, names only metrics the code exports and returns 
 real fleet.
 
 Query conventions (see also rules.yaml): job metrics carry ``job_kind`` (scan / export), as
-``job`` is the scrape job's; per-site gauges are taken as ``max by (site)`` over the worker pods;
-``$site`` is a multi-value variable (``.*`` for All).
+``job`` is the scrape job's.  No worker metric has a ``site`` label: per-site figures are the
+scheduler's bounded ``bucketbridge_site_*`` families (the sites needing attention most), taken
+as ``max by (site)`` over the scheduler replicas; ``$site`` is a multi-value variable over the
+sites with a problem (``.*`` for All).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ TITLE = "bucketbridge"
 UID = "bucketbridge"
 SCHEMA_VERSION = 39
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
-SITE_VARIABLE_QUERY = "label_values(bucketbridge_import_backlog_files, site)"
+SITE_VARIABLE_QUERY = "label_values(bucketbridge_site_problem_since_timestamp_seconds, site)"
 GRID_WIDTH = 24
 
 # Placeholders Grafana fills in; tests substitute them to run the queries themselves.
@@ -88,36 +90,35 @@ ROWS: tuple[Row, ...] = (
               "(bucketbridge dlq list / requeue / purge).",
               'sum(max by (queue_name) (bucketbridge_queue_messages{state="dead"}))',
               thresholds=(Threshold(1, "red"),)),
-        _stat("Sites with an import backlog", "Sites with import files waiting as of their "
-              "last scan.",
-              f"count(max by (site) (bucketbridge_import_backlog_files{{{SITE}}}) > 0) "
-              "or vector(0)"),
-        _stat("Sites without an export for 6 h", "Sites whose last successful export run is "
-              "more than 6 hours old (exports run every 2 hours).",
-              "count(time() - max by (site) (bucketbridge_export_last_success_timestamp_seconds"
-              f"{{{SITE}}}) > 6 * 3600) or vector(0)",
-              thresholds=(Threshold(1, "red"),)),
+        _stat("Sites failing", "Sites whose last scan or export ended in an error that is "
+              "not resolved, or that are misconfigured or refused (bucketbridge sites list "
+              "--failing names them).",
+              'sum(max by (state) (bucketbridge_sites{state=~"failing|misconfigured|refused"}))'
+              " or vector(0)", thresholds=(Threshold(1, "orange"),)),
+        _stat("Sites without an export for 12 h", "Sites (of the oldest the scheduler shows) "
+              "whose last successful export is more than 12 hours old; an idle site's is "
+              "refreshed every 4 hours, exports run every 2.",
+              "count(time() - max by (site) (bucketbridge_site_export_last_success_timestamp_"
+              "seconds) > 12 * 3600) or vector(0)", thresholds=(Threshold(1, "red"),)),
     )),
     Row("Throughput", (
-        Panel("Rows imported /s", "CSV data rows imported into revisions, by site.", (
-            Target(f"sum by (site) (rate(bucketbridge_import_rows_total{{{SITE}}}[{RATE}]))",
-                   "{{site}}"),)),
-        Panel("Revisions written and exported /s", "Revisions created in the event store and "
-              "revisions copied to customers' export buckets, by site.", (
-                  Target("sum by (site) (rate(bucketbridge_revisions_written_total"
-                         f"{{{SITE}}}[{RATE}]))", "written {{site}}"),
-                  Target("sum by (site) (rate(bucketbridge_export_revisions_total"
-                         f"{{{SITE}}}[{RATE}]))", "exported {{site}}"))),
+        Panel("Rows imported /s", "CSV data rows imported into revisions, fleet-wide.", (
+            Target(f"sum(rate(bucketbridge_import_rows_total[{RATE}]))", "rows"),)),
+        Panel("Revisions written and exported /s", "Revisions created in the event store (by "
+              "source) and revisions copied to customers' export buckets.", (
+                  Target("sum by (source) (rate(bucketbridge_revisions_written_total"
+                         f"[{RATE}]))", "written {{source}}"),
+                  Target(f"sum(rate(bucketbridge_export_revisions_total[{RATE}]))",
+                         "exported"))),
         Panel("Bytes read and exported /s", "Import file bytes read (decompressed) and "
-              "revision bytes copied to export buckets, by site.", (
-                  Target("sum by (site) (rate(bucketbridge_import_read_bytes_total"
-                         f"{{{SITE}}}[{RATE}]))", "read {{site}}"),
-                  Target("sum by (site) (rate(bucketbridge_export_copied_bytes_total"
-                         f"{{{SITE}}}[{RATE}]))", "exported {{site}}")), unit="Bps"),
+              "revision bytes copied to export buckets.", (
+                  Target(f"sum(rate(bucketbridge_import_read_bytes_total[{RATE}]))", "read"),
+                  Target(f"sum(rate(bucketbridge_export_copied_bytes_total[{RATE}]))",
+                         "exported")), unit="Bps"),
         Panel("Import files completed /h", "Import files finished and moved to "
-              "completed_imports/, by site.", (
-                  Target("sum by (site) (increase(bucketbridge_import_files_completed_total"
-                         f"{{{SITE}}}[1h]))", "{{site}}"),)),
+              "completed_imports/.", (
+                  Target("sum(increase(bucketbridge_import_files_completed_total[1h]))",
+                         "completed"),)),
     )),
     Row("Queues and messages", (
         Panel("Queue depth", "Messages in the broker's queues by state: ready to be fetched, "
@@ -155,52 +156,65 @@ ROWS: tuple[Row, ...] = (
                          f"bucketbridge_job_duration_seconds_count[{RATE}]))",
                          "{{job_kind}} {{outcome}}"),)),
         Panel("Budget exhaustions /h", "Jobs that stopped at their budget with work left, by "
-              "job and site. Every hour for a site: it does not catch up.", (
-                  Target("sum by (job_kind, site) (increase("
-                         f"bucketbridge_budget_exhausted_total{{{SITE}}}[1h]))",
-                         "{{job_kind}} {{site}}"),)),
+              "job. The sites that keep doing so: the 'Longest-standing problems' panel "
+              "(problem budget).", (
+                  Target("sum by (job_kind) (increase("
+                         "bucketbridge_budget_exhausted_total[1h]))", "{{job_kind}}"),)),
         Panel("Busy leases /h", "Messages acked without work because the site's lease was "
-              "held by another worker, by job and site.", (
-                  Target("sum by (job_kind, site) (increase("
-                         f"bucketbridge_lease_busy_total{{{SITE}}}[1h]))",
-                         "{{job_kind}} {{site}}"),)),
+              "held by another worker, by job.", (
+                  Target("sum by (job_kind) (increase(bucketbridge_lease_busy_total[1h]))",
+                         "{{job_kind}}"),)),
     )),
-    Row("Sites", (
-        Panel("Import backlog (files)", "Import files waiting, as of each site's last scan.", (
-            Target(f"max by (site) (bucketbridge_import_backlog_files{{{SITE}}})", "{{site}}"),
-        )),
-        Panel("Import backlog (bytes)", "Bytes of import files waiting, as of each site's last "
-              "scan.", (
-                  Target(f"max by (site) (bucketbridge_import_backlog_bytes{{{SITE}}})",
-                         "{{site}}"),), unit="bytes"),
-        Panel("Export lag (revisions)", "Revisions written but not yet exported, as of each "
-              "site's last export run (today's revisions wait for tomorrow's cycle).", (
-                  Target(f"max by (site) (bucketbridge_export_lag_revisions{{{SITE}}})",
+    Row("Fleet", (
+        Panel("Sites by state", "Registered sites: active, paused, failing, misconfigured "
+              "(site.json unreadable or invalid), refused (breaks tenant isolation).", (
+                  Target("max by (state) (bucketbridge_sites)", "{{state}}"),)),
+        Panel("Fleet backlog and lag", "Import files waiting and revisions not yet exported, "
+              "summed over every site's last run.", (
+                  Target("max(bucketbridge_fleet_import_backlog_files)", "import files"),
+                  Target("max(bucketbridge_fleet_export_lag_revisions)",
+                         "revisions not exported"))),
+        Panel("Largest import backlogs", "Import files waiting, for the sites with the largest "
+              "backlogs (BUCKETBRIDGE_ATTENTION_SITES of them).", (
+                  Target(f"max by (site) (bucketbridge_site_import_backlog_files{{{SITE}}})",
                          "{{site}}"),)),
-        Panel("Time since the last successful export", "Seconds since each site's last export "
-              "run that ended without error.", (
+        Panel("Largest export lags", "Revisions not yet exported, for the sites furthest "
+              "behind (today's revisions wait for tomorrow's cycle).", (
+                  Target(f"max by (site) (bucketbridge_site_export_lag_revisions{{{SITE}}})",
+                         "{{site}}"),)),
+        Panel("Oldest successful exports", "Seconds since the last export that ended without "
+              "error, for the sites where it is oldest.", (
                   Target("time() - max by (site) ("
-                         f"bucketbridge_export_last_success_timestamp_seconds{{{SITE}}})",
+                         f"bucketbridge_site_export_last_success_timestamp_seconds{{{SITE}}})",
                          "{{site}}"),), unit="s",
-              thresholds=(Threshold(6 * 3600, "orange"), Threshold(26 * 3600, "red"))),
+              thresholds=(Threshold(12 * 3600, "orange"), Threshold(26 * 3600, "red"))),
+        Panel("Longest-standing problems", "How long each site's job has been in its problem "
+              "(error, bucket_error, blocked, refused, misconfigured, retrying, budget, busy), "
+              "for the longest-standing ones.", (
+                  Target("time() - max by (site, job_kind, problem) ("
+                         f"bucketbridge_site_problem_since_timestamp_seconds{{{SITE}}})",
+                         "{{site}} {{job_kind}} {{problem}}"),), unit="s"),
+        Panel("Site configurations skipped /h", "Site configurations the scheduler could not "
+              "read or accept (each is skipped, the rest of the fleet goes on).", (
+                  Target("sum(increase(bucketbridge_site_configs_skipped_total[1h]))",
+                         "skipped"),)),
     )),
     Row("Errors", (
         Panel("Job errors by reason /s", "Scan and export jobs that ended in an error, by "
               "reason (the error's type).", (
                   Target("sum by (job_kind, reason) (rate(bucketbridge_job_errors_total"
                          f"[{RATE}]))", "{{job_kind}} {{reason}}"),)),
-        Panel("Export failures by reason /h", "Export runs that failed, by site and reason.", (
-            Target("sum by (site, reason) (increase(bucketbridge_export_failures_total"
-                   f"{{{SITE}}}[1h]))", "{{site}} {{reason}}"),)),
+        Panel("Export failures by reason /h", "Export runs that failed, by reason.", (
+            Target("sum by (reason) (increase(bucketbridge_export_failures_total[1h]))",
+                   "{{reason}}"),)),
         Panel("Import files failed /h", "Import files moved to failed_imports/ with an error "
-              "report, by site.", (
-                  Target("sum by (site) (increase(bucketbridge_import_files_failed_total"
-                         f"{{{SITE}}}[1h]))", "{{site}}"),)),
+              "report.", (
+                  Target("sum(increase(bucketbridge_import_files_failed_total[1h]))",
+                         "failed"),)),
         Panel("Rows rejected by reason /h", "Invalid data rows skipped and listed in the "
-              "file's .errors.csv report, by site and reason.", (
-                  Target("sum by (site, reason) (increase("
-                         f"bucketbridge_import_rows_rejected_total{{{SITE}}}[1h]))",
-                         "{{site}} {{reason}}"),)),
+              "file's .errors.csv report, by reason.", (
+                  Target("sum by (reason) (increase("
+                         "bucketbridge_import_rows_rejected_total[1h]))", "{{reason}}"),)),
     )),
     Row("Scheduler", (
         Panel("Seconds since each scheduler's last tick", "Per scheduler replica; they tick "

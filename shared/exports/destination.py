@@ -7,6 +7,7 @@ there.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from shared.formats.exportfiles import (
@@ -49,6 +50,21 @@ class Destination:
                     content_type="text/csv")
 
     def publish_status(self, ledger: Ledger, total_revisions: int) -> None:
-        self.s3.put(self.bucket, self.key("status.csv"),
-                    format_status(max(total_revisions, ledger.position), len(ledger.rows),
-                                  ledger.max_exported_t), content_type="text/csv")
+        self.s3.put(self.bucket, self.key("status.csv"), status_body(ledger, total_revisions),
+                    content_type="text/csv")
+
+    def index_fingerprint(self, ledger: Ledger) -> str:
+        """What ``index.csv`` holds, short: where, and which version of the ledger."""
+        return _digest(self.location, ledger.etag or "", str(ledger.position))
+
+    def status_fingerprint(self, ledger: Ledger, total_revisions: int) -> str:
+        return _digest(self.location, status_body(ledger, total_revisions).decode())
+
+
+def status_body(ledger: Ledger, total_revisions: int) -> bytes:
+    return format_status(max(total_revisions, ledger.position), len(ledger.rows),
+                         ledger.max_exported_t)
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.blake2b("\0".join(parts).encode(), digest_size=12).hexdigest()

@@ -22,6 +22,7 @@ from shared.clock import Clock
 from shared.errors import ObjectMissing, PermanentError
 from shared.exports.destination import Destination
 from shared.fleet.hints import RevisionTailCache
+from shared.fleet.idlememo import IdleMemo
 from shared.formats.exportfiles import IndexRow, export_revision_name
 from shared.formats.times import iso_utc, parse_iso_utc
 from shared.metrics import Metrics
@@ -96,6 +97,7 @@ class Exporter:
         self.store = store
         self.ledger = ledger
         self.tail_cache = tail_cache
+        self.idle = IdleMemo.beside(tail_cache)
         self.clock = clock
         self.metrics = metrics
 
@@ -117,12 +119,16 @@ class Exporter:
         deadline = self.clock.monotonic_s() + budget_s
         ledger = self.ledger.load(sid, dest.location)
         result = ExportResult(position=ledger.position)
-        total = self._total(sid)
         pending: list[IndexRow] = []
         position = ledger.position
         last_commit_s = self.clock.monotonic_s()
         blocked: str | None = None
-        candidates = iter(self.store.objects(sid, after=position))
+        listing = iter(self.store.objects(sid, after=position))
+        first = list(itertools.islice(listing, 1))
+        # Nothing after the position (revisions are numbered 1..N without gaps): nothing new,
+        # and the total is the position; otherwise the total is looked up.
+        total = self._total(sid) if first else position
+        candidates = itertools.chain(first, listing)
         with ThreadPoolExecutor(max_workers=COPY_CONCURRENCY,
                                 thread_name_prefix=f"export-{sid}") as pool:
             while blocked is None:
@@ -153,8 +159,7 @@ class Exporter:
                     break
         if position != ledger.position or pending:
             ledger = self._commit(sid, ledger, position, pending, dest)
-        dest.publish_index(ledger)
-        dest.publish_status(ledger, total)
+        self._publish(sid, dest, ledger, total)
         result.position = ledger.position
         result.total_revisions = max(total, ledger.position)
         self._observe(sid, result, blocked)
@@ -225,10 +230,23 @@ class Exporter:
         sid = site.site_id
         ledger = self.ledger.load(sid, dest.location)
         total = self._total(sid)
-        dest.publish_status(ledger, total)
-        result = ExportResult(position=ledger.position, total_revisions=total)
-        self.metrics.export_lag.labels(sid).set(result.lag_revisions)
-        return result
+        self._publish(sid, dest, ledger, total, index=False)
+        return ExportResult(position=ledger.position, total_revisions=total)
+
+    def _publish(self, site: str, dest: Destination, ledger: Ledger, total: int, *,
+                 index: bool = True) -> None:
+        """Rewrite ``index.csv`` and ``status.csv`` in the customer's bucket, each only when
+        its content changed since it was last written (an idle site's export writes
+        nothing there)."""
+        if index:
+            printed = dest.index_fingerprint(ledger)
+            if not self.idle.export_file_current(site, "index.csv", printed):
+                dest.publish_index(ledger)
+                self.idle.export_file_written(site, "index.csv", printed)
+        printed = dest.status_fingerprint(ledger, total)
+        if not self.idle.export_file_current(site, "status.csv", printed):
+            dest.publish_status(ledger, total)
+            self.idle.export_file_written(site, "status.csv", printed)
 
     def _stopped(self, deadline_mono_s: float) -> ExportOutcome:
         """Why a run stopped with work left: its budget ran out, or it was asked to stop."""
@@ -265,8 +283,8 @@ class Exporter:
                                    content_type="application/x-ndjson")
         except ObjectMissing:
             raise RevisionUnavailable(self._missing(site, number)) from None
-        self.metrics.export_revisions.labels(site).inc()
-        self.metrics.export_bytes.labels(site).inc(info.size_bytes)
+        self.metrics.export_revisions.inc()
+        self.metrics.export_bytes.inc(info.size_bytes)
         logger.debug("site=%s exported revision %d -> s3://%s/%s", site, number, dest.bucket,
                      target)
 
@@ -278,12 +296,10 @@ class Exporter:
     def _observe(self, site: str, result: ExportResult, blocked: str | None) -> None:
         """Metrics, then ``ExportBlocked`` if the run stopped before a revision it could not
         export (what came before is committed and published by then)."""
-        self.metrics.export_lag.labels(site).set(result.lag_revisions)
         if blocked is not None:
             raise ExportBlocked(blocked, result)
-        self.metrics.export_last_success.labels(site).set(self.clock.now_s())
         if result.outcome is ExportOutcome.BUDGET:
-            self.metrics.budget_exhausted.labels("export", site).inc()
+            self.metrics.budget_exhausted.labels("export").inc()
 
 
 def _settled(results: Iterator[T]) -> Iterator[T | RevisionUnavailable]:

@@ -10,6 +10,9 @@ jobs take as the idempotent no-op it is.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
 
 from shared.fleet.redisconn import RedisClient, translated
 
@@ -38,6 +41,18 @@ def slot_start_s(site: str, slot: int, interval_s: int) -> float:
     return float(slot * interval_s - zlib.crc32(site.encode("utf-8")) % interval_s)
 
 
+class Claim(Enum):
+    CLAIMED = "claimed"  # this caller publishes the slot
+    PUBLISHED = "published"  # done already
+    HELD = "held"  # another caller claimed it and has not published yet (nor gone stale)
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    claim: Claim
+    held_since_s: float | None = None  # HELD: when the holder claimed it
+
+
 class SlotClaims:
     def __init__(self, client: RedisClient, prefix: str = DEFAULT_PREFIX) -> None:
         self.client = client
@@ -64,3 +79,46 @@ class SlotClaims:
     def published(self, key: str, ttl_s: int) -> None:
         with translated("marking a scheduler slot published"):
             self.client.set(key, "published", ex=ttl_s)
+
+    def claim_many(self, keys: Sequence[tuple[str, int]], now_s: float,
+                   ) -> list[ClaimResult]:
+        """``claim`` for many ``(key, ttl_s)`` at once: two pipelined round trips (create the
+        claims; read those that existed), plus one per stale claim taken over."""
+        if not keys:
+            return []
+        claim = f"claimed:{now_s:.3f}"
+        with translated("claiming scheduler slots"):
+            pipe = self.client.pipeline(transaction=False)
+            for key, ttl_s in keys:
+                pipe.set(key, claim, nx=True, ex=ttl_s)
+            created = pipe.execute()
+            existing = [i for i, ok in enumerate(created) if not ok]
+            pipe = self.client.pipeline(transaction=False)
+            for i in existing:
+                pipe.get(keys[i][0])
+            current = dict(zip(existing, pipe.execute(), strict=True))
+        out = []
+        for i, (key, ttl_s) in enumerate(keys):
+            if i not in current:
+                out.append(ClaimResult(Claim.CLAIMED))
+                continue
+            value = current[i]
+            text = value.decode() if isinstance(value, bytes) else str(value)
+            if not text.startswith("claimed:"):
+                out.append(ClaimResult(Claim.PUBLISHED))
+                continue
+            since_s = float(text.split(":", 1)[1])
+            if now_s - since_s >= CLAIM_STALE_S and self.claim(key, now_s, ttl_s):
+                out.append(ClaimResult(Claim.CLAIMED))
+            else:
+                out.append(ClaimResult(Claim.HELD, since_s))
+        return out
+
+    def published_many(self, keys: Sequence[tuple[str, int]]) -> None:
+        if not keys:
+            return
+        with translated("marking scheduler slots published"):
+            pipe = self.client.pipeline(transaction=False)
+            for key, ttl_s in keys:
+                pipe.set(key, "published", ex=ttl_s)
+            pipe.execute()

@@ -160,7 +160,7 @@ class FileImport:
                 return self._run(pos, columns, reader, last_revision, deadline_mono_s,
                                  should_stop)
             finally:
-                self.metrics.bytes_read.labels(self.site).inc(
+                self.metrics.bytes_read.inc(
                     max(0, reader.position_bytes - pos.byte_start))
 
     def _run(self, pos: FilePosition, columns: Columns, reader: RecordReader,

@@ -134,7 +134,7 @@ class Finisher:
             return
         self.s3.delete(self.bucket, info.key)
         logger.info("site=%s file=%s completed -> %s", self.site, info.key, dest)
-        self.metrics.files_completed.labels(self.site).inc()
+        self.metrics.files_completed.inc()
         self.finished.completed.append(info.key)
 
     # -- failed -------------------------------------------------------------------------------
@@ -229,5 +229,5 @@ class Finisher:
                                 failure_report_key)
 
     def _failed(self, key: str, reason: str) -> None:
-        self.metrics.files_failed.labels(self.site).inc()
+        self.metrics.files_failed.inc()
         self.finished.failed.append((key, reason))

@@ -17,6 +17,7 @@ from enum import StrEnum
 from shared.clock import Clock
 from shared.errors import BadFile
 from shared.fleet.hints import RevisionTailCache
+from shared.fleet.idlememo import IdleMemo
 from shared.formats.csvrecords import ReadLimits
 from shared.formats.importkeys import is_gzip_key
 from shared.formats.times import parse_iso_utc
@@ -72,6 +73,7 @@ class Importer:
         self.reports = reports
         self.revisions = Revisions(store, hints)
         self.hints = hints
+        self.idle = IdleMemo.beside(hints)
         self.clock = clock
         self.metrics = metrics
         self.limits = limits or Limits()
@@ -90,6 +92,10 @@ class Importer:
         finisher = Finisher(s3, site.import_bucket, writer, self.reports, self.clock,
                             self.metrics)
         files = matching_files(s3, site)
+        if not files and self.idle.scan_settled(sid):
+            return ScanResult()  # no file, and nothing of an earlier run left to finish
+        if files:
+            self.idle.unsettle_scan(sid)  # before anything is written
         cursor = self.revisions.cursor(sid)
         latest, resume = self._recover(cursor, files, finisher)
         result = ScanResult()
@@ -124,10 +130,10 @@ class Importer:
         pending = [f for f in files if f.key not in handled]
         result.backlog_files = len(pending)
         result.backlog_bytes = sum(f.size_bytes for f in pending)
-        self.metrics.backlog_files.labels(sid).set(result.backlog_files)
-        self.metrics.backlog_bytes.labels(sid).set(result.backlog_bytes)
         if result.outcome is ScanOutcome.BUDGET:
-            self.metrics.budget_exhausted.labels("scan", sid).inc()
+            self.metrics.budget_exhausted.labels("scan").inc()
+        elif result.outcome is ScanOutcome.DONE and not pending:
+            self.idle.settle_scan(sid)
         return result
 
     def _stopped(self, deadline_mono_s: float) -> ScanOutcome:

@@ -51,18 +51,16 @@ class ExportLedger:
     def load(self, site: str, location: str | None = None) -> Ledger:
         """The ledger of ``location`` (``bucket/prefix``): empty when the site's ledger
         belongs to another one (its version is kept, for the conditional replace)."""
-        info = self.s3.head(self.bucket, ledger_key(site))
-        if info is None:
+        try:
+            found = self.s3.read_object(self.bucket, ledger_key(site))  # body and metadata
+        except ObjectMissing:
             return Ledger()
+        assert found is not None  # read without a condition
+        body, info = found
         stored = info.metadata.get(_LOCATION)
         owner = unquote(stored) if stored else None
         if location is not None and owner is not None and owner != location:
             return Ledger(etag=info.etag, location=location)
-        try:
-            with self.s3.open(self.bucket, ledger_key(site), if_match=info.etag) as stream:
-                body = stream.read()
-        except ObjectMissing:
-            return Ledger()
         position = int(info.metadata.get(_POSITION, "0"))
         where = f"s3://{self.bucket}/{ledger_key(site)}"
         rows = [r for r in parse_index(body, where) if r.number <= position]

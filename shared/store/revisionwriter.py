@@ -110,9 +110,9 @@ class RevisionWriter:
         logger.info("site=%s file=%s revision=%d events=%d records=%d..%d end=%s", self.site,
                     end.key, number, batch.events, batch.record_start, end.record_end,
                     file_end)
-        self.metrics.revisions_written.labels(self.site, self.source).inc()
-        self.metrics.rows_imported.labels(self.site).inc(batch.events)
+        self.metrics.revisions_written.labels(self.source).inc()
+        self.metrics.rows_imported.inc(batch.events)
         for code, count in Counter(r.code for r in batch.rejects).items():
-            self.metrics.rows_rejected.labels(self.site, code).inc(count)
+            self.metrics.rows_rejected.labels(code).inc(count)
         self.on_revision(number)
         return meta

@@ -40,6 +40,7 @@ _MISSING_KEY_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 _DENIED_CODES = frozenset({"AccessDenied", "403", "Forbidden", "InvalidAccessKeyId",
                            "SignatureDoesNotMatch", "AllAccessDisabled", "AccountProblem"})
 _PRECONDITION_CODES = frozenset({"PreconditionFailed", "412"})
+_NOT_MODIFIED = frozenset({"304", "NotModified"})
 _RETRYABLE_CODES = frozenset({"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout",
                               "ConditionalRequestConflict", "Throttling", "RequestTimeTooSkewed"})
 
@@ -249,6 +250,35 @@ class S3:
     def read_bytes(self, bucket: str, key: str) -> bytes:
         with self.open(bucket, key) as stream:
             return stream.read()
+
+    def read_versioned(self, bucket: str, key: str, *,
+                       if_none_match: str | None = None) -> tuple[bytes, str] | None:
+        """The object's bytes and ETag in one request; ``None`` when ``if_none_match`` is
+        still its ETag (not modified: nothing is transferred).  ``ObjectMissing`` when absent."""
+        found = self.read_object(bucket, key, if_none_match=if_none_match)
+        return None if found is None else (found[0], found[1].etag)
+
+    def read_object(self, bucket: str, key: str, *, if_none_match: str | None = None,
+                    ) -> tuple[bytes, ObjectInfo] | None:
+        """The object's bytes with its size, ETag and user metadata, in one request (no HEAD
+        first); ``None`` when ``if_none_match`` is still its ETag.  ``ObjectMissing`` when
+        absent."""
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if if_none_match:
+            kwargs["IfNoneMatch"] = if_none_match
+        try:
+            r = self.client.get_object(**kwargs)
+            with ObjectStream(r["Body"], bucket, key) as stream:
+                data = stream.read()
+        except botocore.exceptions.ClientError as exc:
+            if if_none_match and exc.response.get("Error", {}).get("Code") in _NOT_MODIFIED:
+                return None
+            translate(exc, bucket, key)
+        except Exception as exc:
+            translate(exc, bucket, key)
+        return data, ObjectInfo(key=key, size_bytes=len(data), etag=str(r["ETag"]),
+                                last_modified=r.get("LastModified"),
+                                metadata=r.get("Metadata", {}))
 
     def put(self, bucket: str, key: str, body: bytes | bytearray | BinaryIO, *,
             metadata: Mapping[str, str] | None = None, if_none_match: bool = False,

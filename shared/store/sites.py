@@ -6,13 +6,22 @@ or two replicas can never silently overwrite each other's change.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import orjson
 
-from shared.errors import PreconditionFailed, SiteConfigError, SiteExists, SiteNotFound, UserError
+from shared.errors import (
+    BucketbridgeError,
+    ObjectMissing,
+    PreconditionFailed,
+    SiteConfigError,
+    SiteExists,
+    SiteNotFound,
+    UserError,
+)
 from shared.formats.importkeys import FilePattern
 from shared.formats.locations import validate_export_prefix
 from shared.formats.names import (
@@ -23,6 +32,8 @@ from shared.formats.names import (
     validate_site_id,
 )
 from shared.store.s3 import S3
+
+logger = logging.getLogger(__name__)
 
 _UPDATE_ATTEMPTS = 5
 
@@ -69,17 +80,38 @@ class SiteConfig:
     @classmethod
     def from_json(cls, data: bytes) -> SiteConfig:
         try:
-            raw: dict[str, Any] = orjson.loads(data)
+            raw: Any = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise SiteConfigError(f"unreadable site configuration: {exc}") from None
+        return cls.from_dict(raw)
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> SiteConfig:
+        """A configuration from its JSON object (unknown fields are ignored)."""
+        try:
             known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
             return cls(**known)
-        except (orjson.JSONDecodeError, TypeError, UserError) as exc:
+        except (AttributeError, TypeError, UserError) as exc:
             raise SiteConfigError(f"unreadable site configuration: {exc}") from None
 
 
 class SiteRegistry:
-    def __init__(self, s3: S3, bucket: str) -> None:
+    """``on_change(site)`` is called after each change of a site's configuration (the site
+    index follows it; ``shared.store.siteindex``)."""
+
+    def __init__(self, s3: S3, bucket: str,
+                 on_change: Callable[[str], None] = lambda _site: None) -> None:
         self.s3 = s3
         self.bucket = bucket
+        self.on_change = on_change
+
+    def _changed(self, site: str) -> None:
+        try:
+            self.on_change(site)
+        except BucketbridgeError as exc:
+            # site.json changed already: the index catches up at the site's next change, or
+            # when it is rebuilt (``bucketbridge sites reindex``).
+            logger.warning("site=%s the site index could not follow a change: %s", site, exc)
 
     def create(self, config: SiteConfig) -> None:
         try:
@@ -87,17 +119,29 @@ class SiteRegistry:
                         if_none_match=True, content_type="application/json")
         except PreconditionFailed:
             raise SiteExists(f"site {config.site_id} exists already") from None
+        self._changed(config.site_id)
 
     def exists(self, site: str) -> bool:
         return self.s3.head(self.bucket, site_config_key(validate_site_id(site))) is not None
 
     def get_versioned(self, site: str) -> tuple[SiteConfig, str]:
+        """The configuration and its ETag, in one request.  ``SiteConfigError`` (naming the
+        site) when ``site.json`` cannot be read or accepted."""
         validate_site_id(site)
-        info = self.s3.head(self.bucket, site_config_key(site))
-        if info is None:
-            raise SiteNotFound(f"no site {site!r}")
-        with self.s3.open(self.bucket, site_config_key(site)) as stream:
-            return SiteConfig.from_json(stream.read()), info.etag
+        try:
+            found = self.s3.read_versioned(self.bucket, site_config_key(site))
+        except ObjectMissing:
+            raise SiteNotFound(f"no site {site!r}") from None
+        assert found is not None  # read without a condition
+        data, etag = found
+        try:
+            config = SiteConfig.from_json(data)
+        except SiteConfigError as exc:
+            raise SiteConfigError(f"site {site}: {exc}") from None
+        if config.site_id != site:
+            raise SiteConfigError(f"site {site}: unreadable site configuration: it names site "
+                                  f"{config.site_id!r}")
+        return config, etag
 
     def get(self, site: str) -> SiteConfig:
         return self.get_versioned(site)[0]
@@ -112,6 +156,7 @@ class SiteRegistry:
                             if_match=etag, content_type="application/json")
             except PreconditionFailed:
                 continue
+            self._changed(site)
             return updated
         raise PreconditionFailed(f"site {site} kept changing under us; try again")
 
@@ -120,6 +165,7 @@ class SiteRegistry:
         Its data (revisions, ledger, statuses) stays under ``sites/<site>/``."""
         self.get(site)  # SiteNotFound when there is none
         self.s3.delete(self.bucket, site_config_key(site))
+        self._changed(site)
 
     def set_paused(self, site: str, paused: bool) -> SiteConfig:
         return self.update(site, lambda c: replace(c, paused=paused))
@@ -131,8 +177,12 @@ class SiteRegistry:
                 yield site
 
     def all(self) -> Iterator[SiteConfig]:
+        """Every readable configuration (two requests per site: the site index is the cheap
+        way to the whole fleet); one that cannot be read is logged and passed over."""
         for site in self.site_ids():
             try:
                 yield self.get(site)
             except SiteNotFound:
                 continue
+            except SiteConfigError as exc:
+                logger.error("site=%s skipped: %s", site, exc)

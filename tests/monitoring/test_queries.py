@@ -47,7 +47,7 @@ def test_the_exported_samples_come_from_the_code() -> None:
     assert {"bucketbridge_job_duration_seconds_bucket", "bucketbridge_job_duration_seconds_sum",
             "bucketbridge_job_duration_seconds_count"} <= set(EXPORTED)
     assert "le" in EXPORTED["bucketbridge_job_duration_seconds_bucket"]
-    assert "bucketbridge_import_backlog_files" in EXPORTED
+    assert "bucketbridge_site_import_backlog_files" in EXPORTED
     # And the code's job_kind label stands beside the scrape's job and instance
     assert {"job_kind", "job", "instance"} <= EXPORTED["bucketbridge_job_errors_total"]
 

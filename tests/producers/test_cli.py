@@ -326,12 +326,13 @@ def test_sites_list_show_pause_resume(
     # Then list, show and status say so
     assert (paused.returncode, paused.stdout, paused.stderr) == (0, "site beta paused\n", "")
     assert listed.returncode == 0, listed.stderr
-    assert box_rows(listed.stdout) == [
-        ["acme", "active", f"s3://{import_bucket}/accounts.csv", f"s3://{export_bucket}/"],
-        ["beta", "paused", f"s3://{import_bucket}/accounts.csv", "-"],
+    assert table_rows(listed.stdout) == [
+        ["Site", "State", "Last scan", "Last export", "Backlog", "Export lag", "Last error"],
+        ["acme", "active", "never", "never", "-", "-", "-"],
+        ["beta", "paused", "never", "not configured", "-", "-", "-"],
     ]
-    assert [(s["site_id"], s["paused"]) for s in orjson.loads(as_json.stdout)] == [
-        ("acme", False), ("beta", True)]
+    assert [(s["site"], s["state"], s["paused"]) for s in orjson.loads(as_json.stdout)] == [
+        ("acme", "active", False), ("beta", "paused", True)]
     assert orjson.loads(shown.stdout) == {
         "site_id": "beta", "import_bucket": import_bucket, "base_filename": "accounts.csv",
         "export_bucket": None, "export_prefix": "", "role_arn": None, "external_id": None,
@@ -621,7 +622,7 @@ def test_demo_runs_the_whole_flow_and_leaves_nothing_in_redis(
     # Then it ends well and shows the imported result and its metrics
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert 'bucketbridge_import_rows_total{site="demo"} 7.0' in out.splitlines()
+    assert 'bucketbridge_import_rows_total 7.0' in out.splitlines()
     assert "revisions: 3" in [line.strip() for line in out.splitlines()]
     # And it promises no URL that is dead once it exits, but says how to explore
     assert "http://" not in out.split("== 6. metrics ==")[1]
@@ -656,7 +657,7 @@ def test_demo_keep_running_says_how_to_reach_what_it_built_until_ctrl_c(
                                  "BUCKETBRIDGE_REDIS_URL", "AWS_ACCESS_KEY_ID"}
         # And what it says works: the metrics answer, and the CLI pointed there sees the site
         with urllib.request.urlopen(url.group(1), timeout=5) as response:
-            assert b'bucketbridge_import_rows_total{site="demo"} 7.0' in response.read()
+            assert b'bucketbridge_import_rows_total 7.0' in response.read()
         shown = subprocess.run([sys.executable, "-m", "producers", "status", "demo", "--json"],
                                cwd=REPO, env={**env.as_dict(), **exported}, capture_output=True,
                                text=True, timeout=60, check=False)

@@ -14,9 +14,10 @@ from dramatiq.brokers.redis import RedisBroker
 
 from shared.fleet.messages import IMPORT_QUEUE
 from shared.services import Services
+from shared.store.ledger import ledger_key
 from shared.store.revisions import revision_key
 from shared.store.s3 import S3
-from shared.store.sites import SiteConfig, site_config_key
+from shared.store.sites import SiteConfig
 from tests.conftest import Env, invoke_cli, run_cli
 
 pytestmark = pytest.mark.timeout(120)
@@ -145,8 +146,8 @@ def test_dlq_delete_removes_the_named_letters_only(
 def test_requeue_keeps_a_reexports_range_and_message_id(
         env: Env, s3: S3, services: Services, site: SiteConfig,
         redis_client: redis.Redis) -> None:
-    # Given an exported revision and a re-export of 1..1 that dies (the site's configuration
-    # became unreadable in between)
+    # Given an exported revision and a re-export of 1..1 that dies (the site's export ledger
+    # became unreadable in between; an unreadable configuration is skipped, not retried)
     s3.put(site.import_bucket, "accounts.csv", GOOD)
     enqueue(env, "scan", "acme")
     assert invoke_cli(env, "drain", "--timeout", "60").returncode == 0
@@ -154,13 +155,15 @@ def test_requeue_keeps_a_reexports_range_and_message_id(
     assert invoke_cli(env, "drain", "--timeout", "60").returncode == 0
     reexport_id = enqueue(env, "reexport", "acme", "--from", "1", "--to", "1")
     store = services.settings.store_bucket
-    config = s3.read_bytes(store, site_config_key("acme"))
-    s3.put(store, site_config_key("acme"), b"{not json")
+    ledger = s3.head(store, ledger_key("acme"))
+    assert ledger is not None
+    ledger_body = s3.read_bytes(store, ledger_key("acme"))
+    s3.put(store, ledger_key("acme"), b"not a ledger\n", metadata=ledger.metadata)
     assert invoke_cli(env, "drain", "--timeout", "60").returncode == 1
     [dead] = letters(env)
     assert (dead["id"], dead["kwargs"]) == (reexport_id, {"first": 1, "last": 1})
     # When the cause is fixed and the letter requeued
-    s3.put(store, site_config_key("acme"), config)
+    s3.put(store, ledger_key("acme"), ledger_body, metadata=ledger.metadata)
     s3.delete(site.export_bucket or "", "revisions/1.json")
     requeued = invoke_cli(env, "dlq", "requeue", reexport_id)
     assert requeued.returncode == 0, requeued.stderr

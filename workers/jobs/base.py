@@ -24,12 +24,15 @@ from shared.errors import (
     IsolationError,
     PreconditionFailed,
     RetryableError,
+    SiteConfigError,
     SiteNotFound,
 )
 from shared.fleet.isolationmemo import IsolationMemo
 from shared.fleet.leases import DEFAULT_LEASE_TTL_S, Holder, Lease, worker_name
+from shared.fleet.reportmemo import ReportMemo, fingerprint
 from shared.formats.times import iso_utc, iso_utc_ms
 from shared.services import Services
+from shared.store.fleetstatus import JobSummary
 from shared.store.jobstatus import JobStatus
 from shared.store.sites import SiteConfig
 from workers.jobs.isolation import IsolationGuard
@@ -50,6 +53,7 @@ class JobOutcome(StrEnum):
     SKIPPED = "skipped"  # nothing of this kind to do for the site (no export bucket)
     UNKNOWN_SITE = "unknown_site"  # the site was removed since the message was sent
     REFUSED = "refused"  # the site's configuration breaks tenant isolation: nothing done
+    MISCONFIGURED = "misconfigured"  # the site's site.json cannot be read or accepted
     BUCKET_ERROR = "bucket_error"  # the customer's bucket is missing or denied
     LOST_RACE = "lost_race"  # another writer committed first
     ERROR = "error"  # raised: retried (retryable) or dead-lettered
@@ -57,7 +61,7 @@ class JobOutcome(StrEnum):
 
 # Outcomes where the job ran but could not do its work: ``drain`` reports them as failures.
 FAILED_OUTCOMES = frozenset({JobOutcome.BUCKET_ERROR, JobOutcome.BLOCKED, JobOutcome.ERROR,
-                             JobOutcome.REFUSED})
+                             JobOutcome.REFUSED, JobOutcome.MISCONFIGURED})
 # Outcomes with work left: the job queues its own continuation once its lease is released.
 UNFINISHED_OUTCOMES = frozenset({JobOutcome.BUDGET, JobOutcome.INTERRUPTED})
 
@@ -110,6 +114,7 @@ class LeasedJob:
         self.enqueue = enqueue
         self.guard = IsolationGuard(services.claims, IsolationMemo(
             services.redis, services.settings.store_bucket))
+        self.memo = ReportMemo(services.redis, services.settings.store_bucket)
 
     # -- what a job defines -------------------------------------------------------------------
 
@@ -145,8 +150,8 @@ class LeasedJob:
 
     def _run(self, site_id: str, options: dict[str, Any]) -> JobOutcome:
         site = self.load_site(site_id)
-        if site is None:
-            return JobOutcome.UNKNOWN_SITE
+        if not isinstance(site, SiteConfig):
+            return site
         skipped = self.skip(site, **options)
         if skipped is not None:
             logger.info("site=%s %s skipped: %s", site_id, self.job, skipped)
@@ -201,15 +206,21 @@ class LeasedJob:
             self.report(site_id, "retrying", None, str(exc))
             raise
 
-    def load_site(self, site_id: str) -> SiteConfig | None:
-        """The site's configuration, or ``None`` (counted) for a site that no longer exists:
-        its message is acked, there is nothing to retry."""
+    def load_site(self, site_id: str) -> SiteConfig | JobOutcome:
+        """The site's configuration, or why there is none to act on (counted): a site that no
+        longer exists, or whose ``site.json`` cannot be read or accepted.  Either way the
+        message is acked: there is nothing a retry would fix."""
         try:
             return self.services.sites.get(site_id)
         except SiteNotFound:
             logger.warning("site=%s %s for an unknown site ignored", site_id, self.job)
             self.services.metrics.job_errors.labels(self.job, "SiteNotFound").inc()
-            return None
+            return JobOutcome.UNKNOWN_SITE
+        except SiteConfigError as exc:
+            logger.error("site=%s %s skipped: %s", site_id, self.job, exc)
+            self.failed(site_id, type(exc).__name__)
+            self.report(site_id, JobOutcome.MISCONFIGURED, None, str(exc))
+            return JobOutcome.MISCONFIGURED
 
     def take_lease(self, site_id: str) -> Lease | None:
         """The site's lease, or ``None`` (counted) when another worker holds it."""
@@ -221,7 +232,8 @@ class LeasedJob:
         if lease.acquire():
             return lease
         logger.info("site=%s %s lease busy; message acked without work", site_id, self.job)
-        self.services.metrics.lease_busy.labels(self.job, site_id).inc()
+        self.services.metrics.lease_busy.labels(self.job).inc()
+        self.summarise(site_id, JobOutcome.BUSY, None, None)
         return None
 
     def stopper(self, lease: Lease) -> Callable[[], bool]:
@@ -229,12 +241,17 @@ class LeasedJob:
 
     def report(self, site_id: str, outcome: str, details: dict[str, Any] | None,
                error: str | None) -> None:
-        """Record the outcome for ``bucketbridge status``; keeps the last error until a new
-        one, and detail fields not given anew.  Best effort: a status that cannot be written
-        never fails the job."""
+        """Record the outcome for ``bucketbridge status`` and the fleet view; keeps the last
+        error until a new one, and detail fields not given anew.  A run that reports what the
+        last one did (``ReportMemo``) writes nothing.  Best effort: a status that cannot be
+        written never fails the job."""
         svc = self.services
         if error:
             _run_error.set(error)
+        said = fingerprint(outcome, error, details)
+        self.memo.ran(self.job, site_id, svc.clock.now_s())
+        if self.memo.unchanged(self.job, site_id, said):
+            return
         try:
             now_s = svc.clock.now_s()
             now, precise = iso_utc(now_s), iso_utc_ms(now_s)
@@ -247,3 +264,33 @@ class LeasedJob:
                 details={**(previous.details or {}), **(details or {})} or None))
         except RetryableError as exc:
             logger.warning("site=%s could not record the %s status: %s", site_id, self.job, exc)
+            return
+        if self.summarise(site_id, outcome, details, error):
+            self.memo.remember(self.job, site_id, said)
+
+    def summarise(self, site_id: str, outcome: str, details: dict[str, Any] | None,
+                  error: str | None) -> bool:
+        """Update the site's entry in the fleet status summary; whether it was written.
+        A lease found busy changes nothing but the outcome (and counts towards how long the
+        site has been busy), and is written once per ``ReportMemo`` period."""
+        svc = self.services
+        busy = outcome == JobOutcome.BUSY
+        said = fingerprint(outcome, None, None)
+        if busy and self.memo.unchanged(self.job, site_id, said):
+            return True
+        now = iso_utc_ms(svc.clock.now_s())
+        d = details or {}
+        state = JobSummary(
+            outcome=str(outcome), at=now, error=error, error_at=now if error else None,
+            success_at=None if error or busy else now,
+            backlog_files=d.get("backlog_files"), backlog_bytes=d.get("backlog_bytes"),
+            lag_revisions=d.get("lag_revisions"))
+        try:
+            svc.fleet_status.record(site_id, self.job, state)
+        except (RetryableError, PreconditionFailed) as exc:
+            logger.warning("site=%s could not record the %s state in the fleet summary: %s",
+                           site_id, self.job, exc)
+            return False
+        if busy:
+            self.memo.remember(self.job, site_id, said)
+        return True

@@ -50,7 +50,7 @@ class ExportJob(LeasedJob):
 
     def failed(self, site_id: str, reason: str) -> None:
         super().failed(site_id, reason)
-        self.services.metrics.export_failures.labels(site_id, reason).inc()
+        self.services.metrics.export_failures.labels(reason).inc()
 
     def work(self, site: SiteConfig, lease: Lease, *, cutoff: str | None = None,
              first: int | None = None, last: int | None = None, status_only: bool = False,

@@ -46,7 +46,9 @@ def test_a_site_edited_to_import_from_the_store_bucket_is_refused(
     outcome = scan_job(services, [])("evil")
     # Then the scan is refused: nothing in the store bucket was read, moved or written
     assert outcome == "refused"
-    assert keys(s3, store) - before == {"sites/evil/status/scan.json"}
+    summary = services.fleet_status.docs
+    assert keys(s3, store) - before == {"sites/evil/status/scan.json",
+                                        summary.key(summary.shard_of("evil"))}
     assert "sites/acme/export/l.csv" in keys(s3, store)
     status = services.statuses.read("evil", "scan")
     assert status.outcome == "refused"

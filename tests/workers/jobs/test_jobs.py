@@ -53,8 +53,10 @@ def test_missing_export_bucket_is_reported_and_nothing_is_marked_exported(
     assert outcome == "bucket_error"
     status = services.statuses.read("acme", "export")
     assert status.last_error and site.export_bucket in status.last_error
-    assert sample(services, "bucketbridge_export_failures_total", site="acme",
+    assert sample(services, "bucketbridge_export_failures_total",
                   reason="BucketMissing") == 1
+    summary = {s.site: s for s in services.fleet_status.read_all()}["acme"].job("export")
+    assert (summary.outcome, summary.problem) == ("error", "error")
     assert ExportLedger(s3, services.settings.store_bucket).load("acme").position == 0
     # And once the bucket is back the next cycle exports
     s3.create_bucket(site.export_bucket or "")
@@ -72,8 +74,7 @@ def test_export_that_hits_its_budget_queues_its_continuation(
     job.shutdown_requested = lambda: True  # stops at the first checkpoint
     assert job("acme") == "interrupted"
     assert [(m.actor_name, m.args, m.kwargs) for m in sent] == [("export", ("acme",), {})]
-    assert sample(services, "bucketbridge_budget_exhausted_total", job_kind="export",
-                  site="acme") == 0
+    assert sample(services, "bucketbridge_budget_exhausted_total", job_kind="export") == 0
 
 
 def test_scan_stopped_by_a_shutdown_is_interrupted_not_budget_and_continues(
@@ -88,8 +89,7 @@ def test_scan_stopped_by_a_shutdown_is_interrupted_not_budget_and_continues(
     # Then it is "interrupted", not counted as a budget exhaustion, recorded as such, and its
     # continuation is queued (after the lease was released: the next worker can take it)
     assert outcome == "interrupted"
-    assert sample(services, "bucketbridge_budget_exhausted_total", job_kind="scan",
-                  site="acme") == 0
+    assert sample(services, "bucketbridge_budget_exhausted_total", job_kind="scan") == 0
     assert sample(services, "bucketbridge_job_duration_seconds_count", job_kind="scan",
                   outcome="interrupted") == 1
     assert services.statuses.read("acme", "scan").outcome == "interrupted"
@@ -102,8 +102,9 @@ def test_busy_export_lease_acks_without_work(services: Services, site: SiteConfi
     assert holder.acquire()
     try:
         assert export_job(services, [])("acme") == "busy"
-        assert sample(services, "bucketbridge_lease_busy_total", job_kind="export",
-                      site="acme") == 1
+        assert sample(services, "bucketbridge_lease_busy_total", job_kind="export") == 1
+        summary = {s.site: s for s in services.fleet_status.read_all()}["acme"].job("export")
+        assert (summary.outcome, summary.problem) == ("busy", "busy")
     finally:
         holder.release()
 
