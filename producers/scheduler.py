@@ -91,16 +91,22 @@ class Scheduler:
         # start of its next slot; looking at one whose slot was handled costs nothing.
         self.due: list[tuple[float, str, str]] = []
         self.handled: dict[tuple[str, str], int] = {}
+        self.skipped = 0  # in the last tick: slots published already or held by another replica
 
     def tick(self) -> list[Published]:
         """Publish every message that is due now; returns what this replica published.  Also
         records the queues' depths, which the fleet's autoscaling and alerts watch."""
+        started_s = self.clock.monotonic_s()
         now_s = self.clock.now_s()
         self._follow_index(now_s)
+        self.skipped = 0
         out = self._publish_due(now_s)
         self._observe_queues()
         self._observe_fleet()
         self.metrics.scheduler_last_tick.set(self.clock.now_s())
+        logger.info("tick: published %d, skipped %d (published already or by another replica), "
+                    "%d sites, %.0f ms", len(out), self.skipped, len(self.configs),
+                    (self.clock.monotonic_s() - started_s) * 1000)
         return out
 
     def _follow_index(self, now_s: float) -> None:
@@ -135,6 +141,7 @@ class Scheduler:
             slot = slot_of(site, now_s, interval_s)
             if self.handled.get((job, site), -1) >= slot:
                 self._next_slot(job, site, slot)
+                self.skipped += 1
                 continue
             candidates.append((job, site, slot))
         candidates.sort(key=lambda c: (c[1], JOBS.index(c[0])))  # a site's scan, then export
@@ -146,6 +153,8 @@ class Scheduler:
                     for job, site, slot in candidates]
             results = self.slots.claim_many(keys, now_s)
             for (job, site, slot), key, result in zip(candidates, keys, results, strict=True):
+                if result.claim is not Claim.CLAIMED:
+                    self.skipped += 1
                 if result.claim is Claim.HELD:
                     # another replica is publishing it; look again once its claim is stale
                     held_s = result.held_since_s or now_s

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 from typing import Any
@@ -108,6 +109,25 @@ def test_two_replicas_ticking_alternately_publish_each_slot_once(
         clock.advance(1)
     # Then every due message went out exactly once
     assert sorted(sent(published)) == EXPECTED_FIRST_TICK
+
+
+def test_each_tick_logs_one_line_with_what_it_published_and_skipped(
+        services: Services, redis_url: str, sites: list[SiteConfig],
+        caplog: pytest.LogCaptureFixture) -> None:
+    # Given two replicas sharing Redis and the clock
+    clock = FrozenClock()
+    a = scheduler(services, redis_url, clock, lambda _m: None)
+    b = scheduler(services, redis_url, clock, lambda _m: None)
+    caplog.set_level(logging.INFO, logger="producers.scheduler")
+    # When the first publishes what is due and the second ticks in the same slots
+    a.tick()
+    b.tick()
+    # Then each tick said in one line how many it published and skipped, of how many sites
+    ticks = [r.getMessage() for r in caplog.records if r.getMessage().startswith("tick:")]
+    assert len(ticks) == 2
+    assert ticks[0].startswith(f"tick: published {len(EXPECTED_FIRST_TICK)}, skipped 0 ")
+    assert ticks[1].startswith(f"tick: published 0, skipped {len(EXPECTED_FIRST_TICK)} ")
+    assert all(", 6 sites, " in t and t.endswith(" ms") for t in ticks)
 
 
 def test_two_replicas_ticking_concurrently_publish_each_slot_once(
