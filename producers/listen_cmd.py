@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-import signal
-import threading
-from types import FrameType
-
 import click
-from prometheus_client import start_http_server
 
 from producers.context import AppContext
+from producers.service import serve
 from shared.errors import UserError
 from shared.fleet.notices import Notices
 from shared.notify.listener import Listener
@@ -48,16 +43,6 @@ def listen(app: AppContext) -> None:
     # Before it serves metrics or publishes anything, like the worker and the scheduler.
     check_environment(settings, "listener")
     queue.arn()  # the queue exists and may be read: fail now, in one line, if not
-    root = logging.getLogger()
-    root.setLevel(min(root.level, logging.INFO))
     listener = build_listener(app.services, queue)
-    server, _ = start_http_server(settings.metrics_port, registry=app.services.metrics.registry)
-    stop = threading.Event()
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    click.echo(f"listener running on {queue.url}; metrics on :{server.server_port}", err=True)
-    listener.run(stop)
+    serve(f"listener running on {queue.url}", settings.metrics_port,
+          app.services.metrics.registry, listener.run)

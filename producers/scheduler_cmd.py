@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-import signal
-import threading
 from dataclasses import asdict
-from types import FrameType
 
 import click
 import orjson
-from prometheus_client import start_http_server
 
 from producers.context import AppContext
 from producers.scheduler import Scheduler
+from producers.service import serve
 from shared.preflight import require_guarantees
 
 pass_app = click.make_pass_decorator(AppContext)
@@ -48,17 +44,4 @@ def scheduler(app: AppContext, once: bool, as_json: bool) -> None:
     svc = app.services
     require_guarantees(svc.store_s3, app.settings.store_bucket, svc.redis, svc.clock,
                        "scheduler")  # before it serves metrics or publishes anything
-    # A long-running service logs what it does (INFO), like the workers; -v still adds DEBUG.
-    root = logging.getLogger()
-    root.setLevel(min(root.level, logging.INFO))
-    server, _ = start_http_server(app.settings.metrics_port,
-                                  registry=app.services.metrics.registry)
-    stop = threading.Event()
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    click.echo(f"scheduler running; metrics on :{server.server_port}", err=True)
-    sched.run(stop)
+    serve("scheduler running", app.settings.metrics_port, svc.metrics.registry, sched.run)

@@ -26,13 +26,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import orjson
 import pytest
 
 from shared.services import Services
 from shared.store.s3 import S3
 from shared.store.sites import SiteConfig
 from tests.conftest import REPO, Env, run_cli
+from tests.shared.imports.test_bad_inputs import imported
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -122,14 +122,6 @@ def rss_bound(env: Env, s3: S3, site: SiteConfig, services: Services,
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def imported(s3: S3, services: Services) -> list[dict[str, object]]:
-    out: list[dict[str, object]] = []
-    for info in services.store.objects("acme"):
-        out.extend(orjson.loads(x) for x in
-                   s3.read_bytes(services.settings.store_bucket, info.key).splitlines())
-    return out
 
 
 def keys(s3: S3, bucket: str) -> list[str]:
