@@ -41,6 +41,7 @@ from shared.fleet.slots import (
 )
 from shared.metrics import Metrics
 from shared.store.fleetstatus import FleetStatus
+from shared.store.shards import Shard
 from shared.store.siteindex import IndexedSite, SiteIndex
 from shared.store.sites import SiteConfig, SiteRegistry
 
@@ -91,6 +92,7 @@ class Scheduler:
         # start of its next slot; looking at one whose slot was handled costs nothing.
         self.due: list[tuple[float, str, str]] = []
         self.handled: dict[tuple[str, str], int] = {}
+        self.fleet_shards: dict[int, Shard] = {}  # the summary's shards, kept by ETag
         self.skipped = 0  # in the last tick: slots published already or held by another replica
 
     def tick(self) -> list[Published]:
@@ -199,7 +201,7 @@ class Scheduler:
                                          and now_s - self.fleet_refreshed_s < FLEET_REFRESH_S):
             return
         try:
-            summaries = list(self.fleet_status.read_all())
+            summaries = list(self.fleet_status.read_all(self.fleet_shards))
         except RetryableError as exc:
             logger.warning("fleet status summary unreadable, gauges kept: %s", exc)
             return

@@ -17,7 +17,7 @@ from typing import Any
 
 from shared.formats.times import parse_iso_utc
 from shared.store.s3 import S3
-from shared.store.shards import Entries, ShardedDocuments
+from shared.store.shards import Entries, Shard, ShardedDocuments
 
 FLEET_STATUS_PREFIX = "fleet/status/"
 FLEET_STATUS_SHARDS = 64
@@ -117,9 +117,10 @@ class FleetStatus:
         self.docs.update(self.docs.shard_of(site),
                          lambda entries: entries.pop(site, None) is not None)
 
-    def read_all(self) -> Iterator[SiteSummary]:
-        """Every site's summary: one listing and one read per shard."""
-        for shard in self.docs.read_all():
+    def read_all(self, known: dict[int, Shard] | None = None) -> Iterator[SiteSummary]:
+        """Every site's summary: one listing and one read per shard, or per shard changed
+        since ``known`` (see ``ShardedDocuments.read_all``)."""
+        for shard in self.docs.read_all(known):
             yield from summaries(shard.entries)
 
 

@@ -117,8 +117,11 @@ class ShardedDocuments:
                     orjson.dumps({"entries": entries}, option=orjson.OPT_SORT_KEYS),
                     content_type="application/json")
 
-    def read_all(self) -> Iterator[Shard]:
-        """Every existing shard: one listing, then one read per shard."""
+    def read_all(self, known: dict[int, Shard] | None = None) -> Iterator[Shard]:
+        """Every existing shard: one listing, then one read per shard, except those whose
+        ETag in the listing is still the one in ``known`` (a reader's copies, kept up to date
+        here: read once consumed whole, a fleet that did not change costs the listing alone)."""
+        listed: set[int] = set()
         for info in self.s3.list(self.bucket, self.prefix):
             name = info.key[len(self.prefix):]
             if not (name.endswith(".json") and name[:-5].isdigit()):
@@ -126,6 +129,16 @@ class ShardedDocuments:
             number = int(name[:-5])
             if number >= self.shards:
                 continue
+            listed.add(number)
+            copy = known.get(number) if known is not None else None
+            if copy is not None and copy.etag == info.etag:
+                yield copy
+                continue
             shard = self.read(number)
             if shard is not None:
+                if known is not None:
+                    known[number] = shard
                 yield shard
+        if known is not None:
+            for gone in known.keys() - listed:
+                del known[gone]

@@ -8,11 +8,12 @@ from typing import Any
 import dramatiq
 import pytest
 
-from producers.scheduler import Scheduler
+from producers.scheduler import FLEET_REFRESH_S, Scheduler
 from shared.clock import FrozenClock
 from shared.fleet.messages import EXPORT_ACTOR, SCAN_ACTOR
 from shared.metrics import Metrics
 from shared.services import Services
+from shared.store.fleetstatus import FLEET_STATUS_PREFIX, JobSummary
 from shared.store.siteindex import INDEX_SHARDS
 from shared.store.sites import SiteConfig, site_config_key
 from tests.counting import CountingConnection, counting_redis, s3_requests
@@ -145,3 +146,40 @@ def test_a_flushed_redis_loses_no_slot_and_publishes_none_twice(
     clock.advance(INTERVAL_S)
     replica.tick()
     assert len(published) == 20
+
+
+def test_the_fleet_gauges_reread_only_the_status_shards_that_changed(
+        services: Services, redis_url: str, import_bucket: str) -> None:
+    # Given 200 sites with a recorded scan each, and a scheduler that keeps the fleet gauges
+    write_configs(services, import_bucket, N_SITES)
+    for i in range(N_SITES):
+        services.fleet_status.record(f"site{i:04d}", SCAN_ACTOR,
+                                     JobSummary(outcome="done", at="2026-01-01T00:00:00Z"))
+    store = services.settings.store_bucket
+    clock = FrozenClock()
+    published: list[dramatiq.Message[Any]] = []
+    replica = Scheduler(services.sites, counting_redis(redis_url), published.append, clock,
+                        Metrics(), scan_interval_s=INTERVAL_S, export_interval_s=2 * INTERVAL_S,
+                        fleet_status=services.fleet_status)
+    replica.tick()  # the cold start reads every shard once
+    # When it ticks for an interval with no change in the fleet
+    ticks = INTERVAL_S // 15
+    with s3_requests(store) as steady:
+        for _ in range(ticks):
+            clock.advance(15)
+            replica.tick()
+    # Then each refresh of the gauges was one listing of the summary, no shard read again
+    refreshes = [r for r in steady.requests if f"prefix={FLEET_STATUS_PREFIX}" in r[1]]
+    assert len(refreshes) == INTERVAL_S // FLEET_REFRESH_S
+    assert len(steady) == ticks + len(refreshes)
+    # And once one site's state changed, the next refresh reads that one shard
+    services.fleet_status.record("site0007", SCAN_ACTOR,
+                                 JobSummary(outcome="failed", at="2026-01-01T01:00:00Z",
+                                            error="boom", error_at="2026-01-01T01:00:00Z"))
+    with s3_requests(store) as after:
+        clock.advance(FLEET_REFRESH_S)
+        replica.tick()
+    shard = services.fleet_status.docs.key(services.fleet_status.docs.shard_of("site0007"))
+    assert [r[1].split("?")[0] for r in after.requests
+            if r[1].split("?")[0].endswith(".json")] == [
+                f"/{store}/index/sites/changed.json", f"/{store}/{shard}"]
