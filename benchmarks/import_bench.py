@@ -155,8 +155,7 @@ def import_child(conn: Connection, endpoint: str, profile_path: str | None,
         profiler.dump_stats(profile_path)
     else:
         result, measured = timed(scan)
-    read = metrics.registry.get_sample_value("bucketbridge_import_read_bytes_total",
-                                             {"site": SITE_ID})
+    read = metrics.registry.get_sample_value("bucketbridge_import_read_bytes_total")
     conn.send({**measured, "outcome": result.outcome, "rows": result.rows_imported,
                "revisions": result.revisions, "files_completed": result.files_completed,
                "files_failed": result.files_failed, "bytes_read": int(read or 0)})
