@@ -18,6 +18,11 @@ class AppContext:
     _services: Services | None = field(default=None, repr=False)
 
     @property
+    def has_services(self) -> bool:
+        """Whether a command built the clients (``services``) in this process."""
+        return self._services is not None
+
+    @property
     def services(self) -> Services:
         """The clients and stores, built the first time a command needs them."""
         if self._services is None:

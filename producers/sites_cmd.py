@@ -27,7 +27,13 @@ from producers.sitechanges import (
 )
 from producers.siteprobe import pattern_text, probe, reachable, show_probe
 from producers.sites_list import list_sites
-from shared.errors import AccessDenied, BucketbridgeError, SiteExists, UserError
+from shared.errors import (
+    AccessDenied,
+    BucketbridgeError,
+    SiteExists,
+    SiteIndexBehind,
+    UserError,
+)
 from shared.fleet.activity import running
 from shared.fleet.idlememo import IdleMemo
 from shared.fleet.isolationmemo import IsolationMemo
@@ -71,6 +77,18 @@ def confirm(question: str, *, yes: bool, problem: str | None = None,
 @click.group(cls=HelpGroup)
 def sites() -> None:
     """Register and manage sites."""
+
+
+@sites.result_callback()
+@pass_app
+def _index_followed(app: AppContext, /, *_results: object, **_options: object) -> None:
+    """A change the site index could not follow is a failure the operator must hear of."""
+    behind = app.services.sites.index_behind if app.has_services else {}
+    if behind:
+        site, why = next(iter(behind.items()))
+        raise SiteIndexBehind(f"site {site} changed, but the site index could not follow "
+                              f"({why}): the scheduler will not see it until `bucketbridge "
+                              "sites reindex` succeeds")
 
 
 sites.add_command(list_sites)

@@ -85,6 +85,11 @@ class SiteConfigError(PermanentError):
     """A stored site configuration cannot be read or is invalid."""
 
 
+class SiteIndexBehind(PermanentError):
+    """A site's configuration changed but the site index could not follow: the scheduler
+    does not see the change until the index is rebuilt (``bucketbridge sites reindex``)."""
+
+
 class BucketError(PermanentError):
     """A customer bucket is missing or we may not use it."""
 

@@ -76,10 +76,6 @@ class SlotClaims:
                 return False
             return bool(self._take_over(keys=[key], args=[text, claim, ttl_s]))
 
-    def published(self, key: str, ttl_s: int) -> None:
-        with translated("marking a scheduler slot published"):
-            self.client.set(key, "published", ex=ttl_s)
-
     def claim_many(self, keys: Sequence[tuple[str, int]], now_s: float,
                    ) -> list[ClaimResult]:
         """``claim`` for many ``(key, ttl_s)`` at once: two pipelined round trips (create the

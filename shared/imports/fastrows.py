@@ -64,10 +64,9 @@ class FastRows:
     @classmethod
     def for_columns(cls, columns: Columns) -> FastRows | None:
         """``None`` when the file's rows are all for the Python path: no Timestamp column (an
-        alias file), two properties of one name, or more columns than the fast path holds."""
-        names = [name for _, name in columns.props]
-        if (_fastcsv is None or columns.timestamp is None or len(set(names)) != len(names)
-                or columns.width > _MAX_COLUMNS):
+        alias file), or more columns than the fast path holds.  (Two properties of one name
+        never get here: ``parse_header`` refuses such a header.)"""
+        if _fastcsv is None or columns.timestamp is None or columns.width > _MAX_COLUMNS:
             return None
         return cls(columns)
 

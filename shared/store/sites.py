@@ -104,6 +104,8 @@ class SiteRegistry:
         self.s3 = s3
         self.bucket = bucket
         self.on_change = on_change
+        # Sites whose change the index could not follow, with why (the CLI says so, exit 1).
+        self.index_behind: dict[str, str] = {}
 
     def _changed(self, site: str) -> None:
         try:
@@ -112,6 +114,7 @@ class SiteRegistry:
             # site.json changed already: the index catches up at the site's next change, or
             # when it is rebuilt (``bucketbridge sites reindex``).
             logger.warning("site=%s the site index could not follow a change: %s", site, exc)
+            self.index_behind[site] = str(exc)
 
     def create(self, config: SiteConfig) -> None:
         try:

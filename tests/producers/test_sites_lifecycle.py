@@ -11,10 +11,12 @@ import orjson
 import pytest
 import redis
 
+from shared.errors import RetryableError
 from shared.fleet.leases import Lease
 from shared.services import Services
 from shared.store.revisions import FileEnd, RevisionMeta, revision_key
 from shared.store.s3 import S3
+from shared.store.siteindex import SiteIndex
 from shared.store.sites import SiteConfig
 from tests.conftest import CliResult, Env, invoke_cli
 
@@ -261,3 +263,27 @@ def test_preview_json_names_the_files_the_unimportable_ones_and_the_rows(
     assert data["preview"]["key"] == "accounts-1.csv"
     assert [r["line"]["_p"] for r in data["preview"]["rows"]] == ["a", "b"]
     assert data["problem"] is None
+
+
+def test_a_change_the_site_index_could_not_follow_fails_and_names_the_fix(
+        env: Env, services: Services, import_bucket: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a store where the site index cannot be written just now
+    def unavailable(_index: SiteIndex, _site: str) -> None:
+        raise RetryableError("the store answered 503 Slow Down")
+
+    monkeypatch.setattr(SiteIndex, "refresh", unavailable)
+    # When a site is added
+    result = add(env, import_bucket, "--allow-empty", "--yes")
+    # Then its configuration is written, but the command fails in one line naming the fix
+    assert services.sites.exists("acme")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines() == [
+        "bucketbridge: error: site acme changed, but the site index could not follow (the "
+        "store answered 503 Slow Down): the scheduler will not see it until `bucketbridge "
+        "sites reindex` succeeds"]
+    assert "acme" not in services.index.read_all()
+    # And once the store answers again, the rebuild the message names puts the site in the index
+    monkeypatch.undo()
+    assert bb(env, "sites", "reindex").returncode == 0
+    assert "acme" in services.index.read_all()
