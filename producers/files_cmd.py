@@ -219,6 +219,8 @@ def reimport_cmd(app: AppContext, site: str, file: str, strict: bool) -> None:
     """Import the lines of FILE into SITE's event store, exactly once (a rerun continues).
 
     Holds the site's import lease while it writes; lines keep their _t."""
+    from shared.fleet.messages import scan_message
+    from shared.fleet.notices import Notices
     from shared.imports.reimport import Reimporter, ReimportOutcome, check_file
 
     svc = app.services
@@ -227,12 +229,20 @@ def reimport_cmd(app: AppContext, site: str, file: str, strict: bool) -> None:
     one = inp.only_file()
     reimporter = Reimporter(svc.store, svc.reports, svc.markers, svc.redis, svc.tail_cache,
                             svc.clock, svc.metrics)
-    with Feedback() as fb:
-        checked = check_file(one, Problems(strict, fb.problem),
-                             fb.task("checking", inp.total_bytes))
-        with _stop_on_signals() as stop:
-            result = reimporter.run(site, one, checked, should_stop=stop.is_set,
-                                    on_bytes=fb.task("importing", inp.total_bytes))
+    notices = Notices(svc.redis, app.settings.notify_pending_ttl_s)
+    seen = notices.events_seen(site)
+    try:
+        with Feedback() as fb:
+            checked = check_file(one, Problems(strict, fb.problem),
+                                 fb.task("checking", inp.total_bytes))
+            with _stop_on_signals() as stop:
+                result = reimporter.run(site, one, checked, should_stop=stop.is_set,
+                                        on_bytes=fb.task("importing", inp.total_bytes))
+    finally:
+        # A file announced while the reimport held the lease: its scan found the site busy.
+        if notices.follow_up(site, seen, lambda: svc.publisher.publish(scan_message(site))):
+            click.echo(f"notifications arrived for site {site} meanwhile: a scan is queued",
+                       err=True)
     span = (f"revisions {result.first_revision}..{result.last_revision}"
             if result.last_revision is not None else "no revision (no valid line)")
     if result.outcome is ReimportOutcome.STOPPED:

@@ -20,6 +20,7 @@ safety net for anything missed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from shared.fleet.redisconn import RedisClient, translated
@@ -106,6 +107,21 @@ class Notices:
         with translated("reading notification counts"):
             raw = self.client.hget(counts_key(site), "events")
         return int(raw or 0)
+
+    def follow_up(self, site: str, seen: int, publish: Callable[[], object]) -> bool:
+        """After work that held the site's import lease since the count was ``seen`` (a scan,
+        a reimport) released it: when events arrived meanwhile (their scans may have found
+        the lease busy), ``publish()`` one scan; whether it did.  Marked pending before it is
+        published, as the listener does: a scan that ran at once clears the mark itself."""
+        if self.events_seen(site) == seen:
+            return False
+        self.scan_published(site)
+        try:
+            publish()
+        except Exception:
+            self.unclaim_scan(site)
+            raise
+        return True
 
     # -- status -----------------------------------------------------------------------------
 

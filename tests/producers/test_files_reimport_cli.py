@@ -9,16 +9,20 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
 from shared.fleet.leases import Lease, lease_name
+from shared.fleet.notices import Notices, pending_key
+from shared.imports.reimport import Reimporter
 from shared.services import Services
 from shared.store.reimportmarkers import MarkerStore
 from shared.store.revisions import revision_key
 from shared.store.sites import SiteConfig
-from tests.conftest import REPO, Env, run_cli
+from tests.conftest import REPO, Env, invoke_cli, run_cli
+from tests.producers.test_cli import queued
 from tests.shared.filetools.exportset import JAN_31_S, ndjson, tree_digest
 
 pytestmark = pytest.mark.timeout(240)
@@ -162,3 +166,32 @@ def test_sigterm_stops_a_reimport_at_a_commit_and_a_rerun_continues(
     result = bb(env, "reimport", "acme", str(big_file))
     assert result.returncode == 0, result.stderr
     _assert_every_line_once(services)
+
+
+def test_a_file_announced_during_a_reimport_gets_its_scan_afterwards(
+        env: Env, services: Services, site: SiteConfig, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a reimport during which the listener matched an upload for the site (its scan, if
+    # any, found the import lease held by the reimport)
+    path = tmp_path / "export.json"
+    path.write_bytes(ndjson([{"_p": "u1", "_t": JAN_31_S, "_n": "Paid"}]))
+    notices = Notices(services.redis)
+    original = Reimporter.run
+
+    def run_while_a_file_arrives(self: Reimporter, *args: Any, **kwargs: Any) -> Any:
+        notices.arrived({"acme": 1}, 0.0)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Reimporter, "run", run_while_a_file_arrives)
+    # When the reimport finishes
+    result = invoke_cli(env, "files", "reimport", "acme", str(path))
+    # Then it queued one scan for the site, marked pending for the listener
+    assert result.returncode == 0, result.stderr
+    assert "a scan is queued" in result.stderr
+    assert [m["args"] for m in queued(services.redis, "imports")] == [["acme"]]
+    assert services.redis.exists(pending_key("acme"))
+    # And a reimport during which nothing arrived queues nothing
+    monkeypatch.undo()
+    services.redis.delete("dramatiq:imports")
+    assert invoke_cli(env, "files", "reimport", "acme", str(path)).returncode == 0
+    assert queued(services.redis, "imports") == []

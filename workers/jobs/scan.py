@@ -62,16 +62,9 @@ class ScanJob(LeasedJob):
         if seen is None:
             return
         try:
-            if self.notices.events_seen(site_id) == seen:
+            if not self.notices.follow_up(site_id, seen,
+                                          lambda: self.enqueue(scan_message(site_id))):
                 return
-            # Marked pending before it is queued, as the listener does: a follow-up that ran
-            # at once would otherwise clear the mark first and leave it set with no scan queued.
-            self.notices.scan_published(site_id)
-            try:
-                self.enqueue(scan_message(site_id))
-            except Exception:
-                self.notices.unclaim_scan(site_id)
-                raise
         except RedisUnavailable as exc:
             logger.warning("site=%s could not queue a scan for new notifications: %s",
                            site_id, exc)
