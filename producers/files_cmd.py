@@ -219,6 +219,7 @@ def reimport_cmd(app: AppContext, site: str, file: str, strict: bool) -> None:
     """Import the lines of FILE into SITE's event store, exactly once (a rerun continues).
 
     Holds the site's import lease while it writes; lines keep their _t."""
+    from shared.errors import RedisUnavailable
     from shared.fleet.messages import scan_message
     from shared.fleet.notices import Notices
     from shared.imports.reimport import Reimporter, ReimportOutcome, check_file
@@ -240,9 +241,13 @@ def reimport_cmd(app: AppContext, site: str, file: str, strict: bool) -> None:
                                         on_bytes=fb.task("importing", inp.total_bytes))
     finally:
         # A file announced while the reimport held the lease: its scan found the site busy.
-        if notices.follow_up(site, seen, lambda: svc.publisher.publish(scan_message(site))):
-            click.echo(f"notifications arrived for site {site} meanwhile: a scan is queued",
-                       err=True)
+        try:
+            if notices.follow_up(site, seen,
+                                 lambda: svc.publisher.publish(scan_message(site))):
+                click.echo(f"notifications arrived for site {site} meanwhile: a scan is "
+                           "queued", err=True)
+        except RedisUnavailable as exc:  # the hourly scan remains the safety net
+            click.echo(f"could not check notifications for site {site}: {exc}", err=True)
     span = (f"revisions {result.first_revision}..{result.last_revision}"
             if result.last_revision is not None else "no revision (no valid line)")
     if result.outcome is ReimportOutcome.STOPPED:
