@@ -353,15 +353,6 @@ class Processes:
                 proc.popen.wait(timeout=10)
 
 
-@pytest.fixture
-def processes(env: Env, tmp_path: Path) -> Iterator[Processes]:
-    procs = Processes(env, tmp_path)
-    try:
-        yield procs
-    finally:
-        procs.kill_all()
-
-
 def wait_until(predicate: Callable[[], T], timeout_s: float, what: str,
                alive: Proc | None = None, interval_s: float = 0.01) -> T:
     """Poll ``predicate`` until it is truthy; fail if ``alive`` exits or time runs out."""

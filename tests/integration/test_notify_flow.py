@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import orjson
 import pytest
@@ -28,15 +27,6 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def queue(s3_endpoint: str) -> Queue:
     return fresh_queue(s3_endpoint)
-
-
-@pytest.fixture
-def fleet(env: Env, tmp_path: Path) -> Iterator[Processes]:
-    procs = Processes(env, tmp_path)
-    try:
-        yield procs
-    finally:
-        procs.kill_all()
 
 
 def start_listener(processes: Processes, queue: Queue, name: str = "listener",
@@ -116,10 +106,10 @@ def three_sites(services: Services, s3: S3, import_bucket: str, export_bucket: s
 @pytest.mark.timeout(180)
 def test_twenty_uploads_to_three_sites_are_imported_within_seconds(
         env: Env, s3: S3, services: Services, queue: Queue, three_sites: list[SiteConfig],
-        fleet: Processes) -> None:
+        processes: Processes) -> None:
     # Given a worker and two listener replicas, and no scheduler
-    worker = start_worker(fleet, "worker")
-    listeners = [start_listener(fleet, queue, f"listener-{i}") for i in range(2)]
+    worker = start_worker(processes, "worker")
+    listeners = [start_listener(processes, queue, f"listener-{i}") for i in range(2)]
     watcher = Watcher(s3, services.settings.store_bucket, [s.site_id for s in three_sites])
     # When 20 files are uploaded, one every 0.3 s, round the sites
     put_at: dict[str, float] = {}
@@ -185,7 +175,7 @@ while True:
 @pytest.mark.parametrize("kill_before", ["publish", "delete"])
 def test_a_listener_killed_mid_batch_loses_no_upload(
         env: Env, s3: S3, services: Services, queue: Queue, three_sites: list[SiteConfig],
-        fleet: Processes, kill_before: str) -> None:
+        processes: Processes, kill_before: str) -> None:
     # Given nine uploads to one site, all in the queue (with S3's test events: one batch)
     site = three_sites[0]
     keys = [f"alpha-{i}.csv" for i in range(9)]
@@ -194,14 +184,14 @@ def test_a_listener_killed_mid_batch_loses_no_upload(
     overrides = {"BUCKETBRIDGE_NOTIFY_QUEUE_URL": queue.url, "BUCKETBRIDGE_NOTIFY_WAIT_S": "1",
                  "AWS_ENDPOINT_URL_SQS": env.endpoint,
                  "BUCKETBRIDGE_NOTIFY_VISIBILITY_TIMEOUT_S": "4"}
-    worker = start_worker(fleet, "worker", BUCKETBRIDGE_NOTIFY_VISIBILITY_TIMEOUT_S="4")
+    worker = start_worker(processes, "worker", BUCKETBRIDGE_NOTIFY_VISIBILITY_TIMEOUT_S="4")
     # When a listener process is SIGKILLed after receiving them, before it published their
     # scan, or before it deleted them
-    killed = fleet._spawn("killed", ["-c", _KILLED_LISTENER, kill_before], None, overrides)
+    killed = processes._spawn("killed", ["-c", _KILLED_LISTENER, kill_before], None, overrides)
     killed.popen.wait(timeout=60)
     assert f"killed before {kill_before}" in killed.log(), killed.log()
     # And another listener runs (nothing else would publish a scan: no scheduler, no uploads)
-    start_listener(fleet, queue, "listener", 4)
+    start_listener(processes, queue, "listener", 4)
     # Then the messages come back to it and every file is imported, each row exactly once
     watcher = Watcher(s3, services.settings.store_bucket, [site.site_id])
 
@@ -217,13 +207,13 @@ def test_a_listener_killed_mid_batch_loses_no_upload(
 @pytest.mark.timeout(150)
 def test_with_the_listener_stopped_the_scheduler_still_imports_within_a_scan_interval(
         env: Env, s3: S3, services: Services, queue: Queue, three_sites: list[SiteConfig],
-        fleet: Processes) -> None:
+        processes: Processes) -> None:
     # Given a listener that stopped (SIGTERM: it exits cleanly), a worker and a scheduler
-    listener = start_listener(fleet, queue)
+    listener = start_listener(processes, queue)
     assert listener.stop() == 0, listener.log()
     interval_s, tick_s = 10, 15  # the scheduler looks every TICK_INTERVAL_S (15 s)
-    start_worker(fleet, "worker")
-    scheduler = fleet.start("scheduler", "scheduler", metrics_port=None,
+    start_worker(processes, "worker")
+    scheduler = processes.start("scheduler", "scheduler", metrics_port=None,
                                 BUCKETBRIDGE_SCAN_INTERVAL_S=str(interval_s),
                                 BUCKETBRIDGE_METRICS_PORT=str(free_port()))
     watcher = Watcher(s3, services.settings.store_bucket, [s.site_id for s in three_sites])
@@ -248,12 +238,12 @@ def test_with_the_listener_stopped_the_scheduler_still_imports_within_a_scan_int
 @pytest.mark.timeout(400)
 def test_a_burst_of_1000_files_is_imported_in_order_exactly_once_by_a_few_scans(
         env: Env, s3: S3, services: Services, import_bucket: str, queue: Queue,
-        fleet: Processes) -> None:
+        processes: Processes) -> None:
     # Given one site, notifications on, a worker and a listener, and no scheduler
     site = add_site(services, "bursty", import_bucket, base="events.csv")
     notify(s3.client, import_bucket, queue)
-    worker = start_worker(fleet, "worker")
-    listener = start_listener(fleet, queue)
+    worker = start_worker(processes, "worker")
+    listener = start_listener(processes, queue)
     watcher = Watcher(s3, services.settings.store_bucket, [site.site_id])
     # When 1,000 files are uploaded at once
     keys = [f"events-{i:05d}.csv" for i in range(1000)]
