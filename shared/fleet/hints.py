@@ -7,14 +7,12 @@ keys name the store bucket, so deployments sharing a Redis never see each other'
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import TypeVar
 
 import redis
-from redis.exceptions import RedisError
 
-logger = logging.getLogger(__name__)
+from shared.fleet.redisconn import best_effort
 
 T = TypeVar("T")
 
@@ -28,13 +26,7 @@ class RevisionTailCache:
         return f"bucketbridge:cache:{kind}:{self.store_bucket}:{site}"
 
     def _call(self, site: str, default: T, op: Callable[[redis.Redis], T]) -> T:
-        if self.client is None:
-            return default
-        try:
-            return op(self.client)
-        except RedisError as exc:
-            logger.warning("site=%s revision cache unavailable: %s", site, exc)
-            return default
+        return best_effort(self.client, "revision cache", site, default, op)
 
     # -- the highest revision number known to exist ----------------------------------------
 

@@ -13,14 +13,10 @@ Losing either (a flushed Redis) costs the reads or the rewrite once, nothing els
 
 from __future__ import annotations
 
-import logging
-
-from redis.exceptions import RedisError
-
 from shared.fleet.hints import RevisionTailCache
-from shared.fleet.redisconn import RedisClient
+from shared.fleet.redisconn import RedisClient, best_effort
 
-logger = logging.getLogger(__name__)
+_WHAT = "idle memo"
 
 SETTLED_TTL_S = 7 * 86400
 EXPORT_FILES_TTL_S = 7 * 86400  # written again at least weekly, whatever the memo says
@@ -40,30 +36,16 @@ class IdleMemo:
         return f"bucketbridge:cache:{kind}:{self.store_bucket}:{site}"
 
     def _get(self, kind: str, site: str) -> bytes | None:
-        if self.client is None:
-            return None
-        try:
-            found = self.client.get(self._key(kind, site))
-        except RedisError as exc:
-            logger.warning("site=%s idle memo unavailable: %s", site, exc)
-            return None
+        found = best_effort(self.client, _WHAT, site, None,
+                            lambda c: c.get(self._key(kind, site)))
         return found if isinstance(found, bytes) else None
 
     def _set(self, kind: str, site: str, value: str, ttl_s: int) -> None:
-        if self.client is None:
-            return
-        try:
-            self.client.set(self._key(kind, site), value, ex=ttl_s)
-        except RedisError as exc:
-            logger.warning("site=%s idle memo unavailable: %s", site, exc)
+        best_effort(self.client, _WHAT, site, None,
+                    lambda c: c.set(self._key(kind, site), value, ex=ttl_s))
 
     def _delete(self, kind: str, site: str) -> None:
-        if self.client is None:
-            return
-        try:
-            self.client.delete(self._key(kind, site))
-        except RedisError as exc:
-            logger.warning("site=%s idle memo unavailable: %s", site, exc)
+        best_effort(self.client, _WHAT, site, None, lambda c: c.delete(self._key(kind, site)))
 
     # -- scan ---------------------------------------------------------------------------------
 

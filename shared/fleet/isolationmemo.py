@@ -8,15 +8,10 @@ a location changes the fingerprint and is verified again; losing the hint costs 
 
 from __future__ import annotations
 
-import logging
-
-from redis.exceptions import RedisError
-
-from shared.fleet.redisconn import RedisClient
-
-logger = logging.getLogger(__name__)
+from shared.fleet.redisconn import RedisClient, best_effort
 
 VERIFIED_TTL_S = 3600
+_WHAT = "isolation memo"
 
 
 class IsolationMemo:
@@ -28,27 +23,13 @@ class IsolationMemo:
         return f"bucketbridge:cache:isolated:{self.store_bucket}:{site}"
 
     def verified(self, site: str, fingerprint: str) -> bool:
-        if self.client is None:
-            return False
-        try:
-            found = self.client.get(self._key(site))
-        except RedisError as exc:
-            logger.warning("site=%s isolation memo unavailable: %s", site, exc)
-            return False
+        found = best_effort(self.client, _WHAT, site, None,
+                            lambda c: c.get(self._key(site)))
         return found == fingerprint.encode()
 
     def remember(self, site: str, fingerprint: str) -> None:
-        if self.client is None:
-            return
-        try:
-            self.client.set(self._key(site), fingerprint, ex=VERIFIED_TTL_S)
-        except RedisError as exc:
-            logger.warning("site=%s isolation memo unavailable: %s", site, exc)
+        best_effort(self.client, _WHAT, site, None,
+                    lambda c: c.set(self._key(site), fingerprint, ex=VERIFIED_TTL_S))
 
     def forget(self, site: str) -> None:
-        if self.client is None:
-            return
-        try:
-            self.client.delete(self._key(site))
-        except RedisError as exc:
-            logger.warning("site=%s isolation memo unavailable: %s", site, exc)
+        best_effort(self.client, _WHAT, site, None, lambda c: c.delete(self._key(site)))

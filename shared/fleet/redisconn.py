@@ -6,15 +6,20 @@ never loses or duplicates data.  Nothing outside ``shared.fleet`` sees a ``redis
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import redis
 from redis.exceptions import RedisError
 
 from shared.errors import RedisUnavailable
 
+logger = logging.getLogger(__name__)
+
 RedisClient = redis.Redis
+T = TypeVar("T")
 
 
 def connect(url: str) -> RedisClient:
@@ -30,6 +35,19 @@ def translated(what: str) -> Iterator[None]:
         yield
     except RedisError as exc:
         raise RedisUnavailable(f"Redis: {exc} ({what})") from None
+
+
+def best_effort(client: RedisClient | None, what: str, site: str, default: T,
+                op: Callable[[RedisClient], T]) -> T:
+    """``op(client)`` for a disposable hint: ``default`` when there is no client or Redis
+    fails (logged as ``what`` unavailable for ``site``); losing a hint costs work, never data."""
+    if client is None:
+        return default
+    try:
+        return op(client)
+    except RedisError as exc:
+        logger.warning("site=%s %s unavailable: %s", site, what, exc)
+        return default
 
 
 def check(client: RedisClient) -> None:

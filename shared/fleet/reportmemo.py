@@ -20,13 +20,14 @@ from typing import Any
 import orjson
 from redis.exceptions import RedisError
 
-from shared.fleet.redisconn import RedisClient
+from shared.fleet.redisconn import RedisClient, best_effort
 
 logger = logging.getLogger(__name__)
 
 REFRESH_S = 4 * 3600
 RAN_TTL_S = 7 * 86400
 _BATCH = 1000
+_WHAT = "report memo"
 
 
 def fingerprint(outcome: str, error: str | None, details: dict[str, Any] | None) -> str:
@@ -48,29 +49,17 @@ class ReportMemo:
 
     def unchanged(self, job: str, site: str, print_: str) -> bool:
         """Whether ``site``'s last ``job`` report, within ``refresh_s``, said the same."""
-        if self.client is None:
-            return False
-        try:
-            return self.client.get(self._key(job, site)) == print_.encode()
-        except RedisError as exc:
-            logger.warning("site=%s report memo unavailable: %s", site, exc)
-            return False
+        found = best_effort(self.client, _WHAT, site, None,
+                            lambda c: c.get(self._key(job, site)))
+        return found is not None and found == print_.encode()
 
     def remember(self, job: str, site: str, print_: str) -> None:
-        if self.client is None:
-            return
-        try:
-            self.client.set(self._key(job, site), print_, ex=self.refresh_s)
-        except RedisError as exc:
-            logger.warning("site=%s report memo unavailable: %s", site, exc)
+        best_effort(self.client, _WHAT, site, None,
+                    lambda c: c.set(self._key(job, site), print_, ex=self.refresh_s))
 
     def forget(self, job: str, site: str) -> None:
-        if self.client is None:
-            return
-        try:
-            self.client.delete(self._key(job, site), self._ran_key(job, site))
-        except RedisError as exc:
-            logger.warning("site=%s report memo unavailable: %s", site, exc)
+        best_effort(self.client, _WHAT, site, None,
+                    lambda c: c.delete(self._key(job, site), self._ran_key(job, site)))
 
     # -- when each job last ran: what the fleet view shows when the report was not rewritten --
 
@@ -79,12 +68,8 @@ class ReportMemo:
 
     def ran(self, job: str, site: str, at_s: float) -> None:
         """Note that ``job`` ran for ``site`` at ``at_s`` (one Redis round trip)."""
-        if self.client is None:
-            return
-        try:
-            self.client.set(self._ran_key(job, site), f"{at_s:.3f}", ex=RAN_TTL_S)
-        except RedisError as exc:
-            logger.warning("site=%s report memo unavailable: %s", site, exc)
+        best_effort(self.client, _WHAT, site, None,
+                    lambda c: c.set(self._ran_key(job, site), f"{at_s:.3f}", ex=RAN_TTL_S))
 
     def last_runs(self, wanted: Sequence[tuple[str, str]]) -> dict[tuple[str, str], float]:
         """When each ``(job, site)`` last ran, as far as Redis remembers: batches of ``MGET``,
