@@ -32,6 +32,7 @@ from shared.services import Services
 from shared.settings import Settings
 from shared.store.s3 import S3, make_client
 from shared.store.sites import SiteConfig
+from tests.motoserver import tune_moto
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -45,6 +46,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
+    tune_moto()
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")

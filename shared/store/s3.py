@@ -13,7 +13,6 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
-import boto3
 import botocore.exceptions
 from botocore.config import Config
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
@@ -25,6 +24,7 @@ from shared.errors import (
     PreconditionFailed,
     StorageUnavailable,
 )
+from shared.store import awssession
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -141,13 +141,11 @@ def make_client(
         read_timeout=60,
         s3={"addressing_style": "path"} if endpoint_url else None,
     )
-    session = boto3.session.Session(
+    client: S3Client = awssession.client(
+        "s3", endpoint_url=endpoint_url, config=config, region_name=region_name,
         aws_access_key_id=credentials.access_key_id if credentials else None,
         aws_secret_access_key=credentials.secret_access_key if credentials else None,
-        aws_session_token=credentials.session_token if credentials else None,
-        region_name=region_name,
-    )
-    client: S3Client = session.client("s3", endpoint_url=endpoint_url, config=config)
+        aws_session_token=credentials.session_token if credentials else None)
     return client
 
 

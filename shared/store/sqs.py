@@ -13,12 +13,12 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-import boto3
 import botocore.exceptions
 from botocore.config import Config
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
 from shared.errors import QueueError, QueueUnavailable
+from shared.store import awssession
 
 # SQS's limits: at most 10 messages per receive and per delete batch, a wait of 0-20 s.
 MAX_BATCH = 10
@@ -73,8 +73,7 @@ def make_sqs_client(queue_url: str, *, wait_s: int = MAX_WAIT_S) -> Any:
     """A boto3 SQS client for ``queue_url``, whose reads outlast a long poll of ``wait_s``."""
     config = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5,
                     read_timeout=wait_s + 10)
-    return boto3.session.Session().client("sqs", region_name=region_of(queue_url),
-                                          config=config)
+    return awssession.client("sqs", region_name=region_of(queue_url), config=config)
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import boto3
 import botocore.exceptions
 
 from shared.errors import AccessDenied, StorageUnavailable
+from shared.store import awssession
 
 if TYPE_CHECKING:
     from mypy_boto3_sts import STSClient
@@ -34,8 +34,8 @@ class RoleCredentials:
 
 def make_sts_client() -> STSClient:
     """botocore honours ``AWS_ENDPOINT_URL_STS`` itself, as it does ``AWS_ENDPOINT_URL_S3``."""
-    session = boto3.session.Session()
-    client: STSClient = session.client("sts", region_name=session.region_name or "us-east-1")
+    client: STSClient = awssession.client("sts",
+                                          region_name=awssession.region_name() or "us-east-1")
     return client
 
 
