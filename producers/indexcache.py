@@ -1,8 +1,8 @@
 """The scheduler's copy of the site index, kept in memory and followed at one request a tick.
 
 Each tick reads the index's change marker with ``If-None-Match``: an unchanged fleet costs
-that one request.  When it changed, every shard is read again with ``If-None-Match`` (only the
-changed ones are transferred).  A missing or unreadable index is rebuilt from ``sites/``, so a
+that one request.  When it changed, one listing of the shards tells which ETags changed, and
+only those shards are read (a change to one site: three requests).  A missing or unreadable index is rebuilt from ``sites/``, so a
 new scheduler process, a new deployment or a damaged index all reach the same state.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from shared.errors import ObjectMissing
-from shared.store.shards import ShardUnreadable
+from shared.store.shards import Shard, ShardUnreadable
 from shared.store.siteindex import IndexedSite, Marker, SiteIndex, indexed_sites
 
 logger = logging.getLogger(__name__)
@@ -21,7 +21,8 @@ class IndexCache:
     def __init__(self, index: SiteIndex) -> None:
         self.index = index
         self.marker: Marker | None = None
-        self.etags: dict[int, str | None] = {}
+        self.known: dict[int, Shard] = {}  # the shards as last read, by number
+        self.etags: dict[int, str | None] = {}  # the ETag each entry of ``shards`` came from
         self.shards: dict[int, dict[str, IndexedSite]] = {}
         self.sites: dict[str, IndexedSite] = {}
 
@@ -40,7 +41,7 @@ class IndexCache:
         except ShardUnreadable as exc:
             logger.warning("%s: rebuilding the site index from sites/", exc)
             self.index.rebuild()
-            self.etags.clear()
+            self.known.clear()
             marker = self.index.marker(None)
             self._read_shards()
         self.marker = marker
@@ -52,9 +53,10 @@ class IndexCache:
         return changed
 
     def _read_shards(self) -> None:
-        for number in range(self.index.docs.shards):
-            shard = self.index.docs.read(number, etag=self.etags.get(number))
-            if shard is None:
-                continue
-            self.etags[number] = shard.etag
-            self.shards[number] = dict(indexed_sites(shard.entries))
+        for shard in self.index.docs.read_all(self.known):
+            if self.etags.get(shard.number, "") != shard.etag:
+                self.shards[shard.number] = dict(indexed_sites(shard.entries))
+                self.etags[shard.number] = shard.etag
+        for gone in self.shards.keys() - self.known.keys():
+            del self.shards[gone]
+            del self.etags[gone]

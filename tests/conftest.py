@@ -44,6 +44,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``slow(seconds)`` first, longest first (a bare ``slow`` counts as 5 s):
+    with ``--maxschedchunk 1`` (scripts/test) pytest-xdist hands out one test at a time, so
+    the long process-killing tests start early and the run does not end waiting on one."""
+    def expected_s(item: pytest.Item) -> float:
+        marker = item.get_closest_marker("slow")
+        if marker is None:
+            return 0.0
+        return float(marker.args[0]) if marker.args else 5.0
+
+    items.sort(key=expected_s, reverse=True)  # stable: the rest keep their order
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     tune_moto()

@@ -123,8 +123,9 @@ class Finisher:
         else:
             self.s3.delete(self.bucket, row_report_key(dest))  # never a stale report beside it
         try:
+            # The size comes with the ETag it is matched on: one COPY request, no HEAD first.
             self.s3.copy(self.bucket, info.key, self.bucket, dest, if_match=info.etag,
-                         metadata=upload.metadata)
+                         size_bytes=info.size_bytes, metadata=upload.metadata)
         except PreconditionFailed:
             logger.warning("site=%s file=%s changed after its import; left in place",
                            self.site, info.key)

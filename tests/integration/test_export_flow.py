@@ -27,6 +27,7 @@ def index_names(s3: S3, bucket: str) -> list[str]:
     return [r[0] for r in rows[1:]]
 
 
+@pytest.mark.slow(10)
 def test_operator_flow_add_import_export_reexport(
         env: Env, s3: S3, services: Services, import_bucket: str, export_bucket: str) -> None:
     # Given a site registered with an export bucket and one file waiting
@@ -63,7 +64,7 @@ def test_operator_flow_add_import_export_reexport(
     assert beyond.stderr.strip().count("\n") == 0 and "Traceback" not in beyond.stderr
 
 
-@pytest.mark.slow
+@pytest.mark.slow(10)
 def test_sigkill_mid_export_resumes_without_gaps_or_duplicates(
         env: Env, s3: S3, services: Services, import_bucket: str, export_bucket: str) -> None:
     # Given 300 revisions written yesterday (by the clock of the processes below, not the

@@ -205,6 +205,7 @@ def test_a_timestamp_of_4301_digits_is_a_rejected_row(
     assert max(r.rss_mb for r in runs) <= rss_bound
 
 
+@pytest.mark.slow(13)
 def test_a_file_of_only_bad_rows_makes_progress_and_reports_them_all_in_bounded_memory(
         env: Env, s3: S3, site: SiteConfig, services: Services, rss_bound: float,
         later: None) -> None:

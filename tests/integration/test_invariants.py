@@ -434,7 +434,7 @@ LOST_RACE_LOG = "site=acme another writer got ahead"
 # -- 1. exactly once, in order, whatever is killed ------------------------------------------
 
 
-@pytest.mark.slow
+@pytest.mark.slow(14)
 @pytest.mark.timeout(150)
 def test_sigkill_mid_file_then_scanning_again_imports_every_row_exactly_once_in_order(
         env: Env, s3: S3, site: SiteConfig, redis_client: redis.Redis,
@@ -602,7 +602,7 @@ def test_a_writer_fenced_off_leaves_the_bad_row_report_of_the_revision_intact(
     assert stored == [n for n in source.bad_records() if one.record_start <= n <= one.record_end]
 
 
-@pytest.mark.slow
+@pytest.mark.slow(14)
 @pytest.mark.timeout(120)
 def test_a_worker_frozen_past_its_lease_cannot_commit_over_its_successor(
         env: Env, s3: S3, site: SiteConfig, redis_client: redis.Redis,
@@ -640,7 +640,7 @@ def test_a_worker_frozen_past_its_lease_cannot_commit_over_its_successor(
 # -- 3. one writer per site ----------------------------------------------------------------------
 
 
-@pytest.mark.slow
+@pytest.mark.slow(14)
 @pytest.mark.timeout(120)
 def test_worker_processes_given_many_scans_of_one_site_import_one_at_a_time(
         env: Env, s3: S3, services: Services, site: SiteConfig, processes: Processes) -> None:
@@ -801,7 +801,7 @@ def test_the_next_file_of_the_same_name_after_a_revision_boundary_file_is_import
 # -- 5. Redis is disposable ----------------------------------------------------------------------
 
 
-@pytest.mark.slow
+@pytest.mark.slow(14)
 @pytest.mark.timeout(120)
 def test_flushing_redis_mid_run_neither_loses_nor_duplicates_rows(
         env: Env, s3: S3, site: SiteConfig, redis_client: redis.Redis,
@@ -832,7 +832,7 @@ def test_flushing_redis_mid_run_neither_loses_nor_duplicates_rows(
 # -- 6. graceful shutdown ------------------------------------------------------------------------
 
 
-@pytest.mark.slow
+@pytest.mark.slow(14)
 @pytest.mark.timeout(120)
 def test_sigterm_mid_file_commits_and_exits_promptly_and_the_next_scan_finishes(
         env: Env, s3: S3, services: Services, site: SiteConfig, processes: Processes) -> None:

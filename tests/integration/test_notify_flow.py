@@ -65,15 +65,18 @@ class Watcher:
     sites: list[str]
     seen: dict[str, tuple[RevisionMeta, float]] = field(default_factory=dict)
 
+    newest: dict[str, int] = field(default_factory=dict)  # site → highest revision seen
+
     def poll(self) -> None:
+        """Reads the revisions committed since the last poll (they are numbered in order)."""
         store = EventStore(self.s3, self.bucket)
         for site in self.sites:
-            for info in store.objects(site):
-                if info.key not in self.seen:
-                    head = self.s3.head(self.bucket, info.key)
-                    assert head is not None
-                    self.seen[info.key] = (RevisionMeta.from_metadata(head.metadata),
-                                           time.monotonic())
+            for info in store.objects(site, after=self.newest.get(site, 0)):
+                head = self.s3.head(self.bucket, info.key)
+                assert head is not None and info.key not in self.seen
+                meta = RevisionMeta.from_metadata(head.metadata)
+                self.seen[info.key] = (meta, time.monotonic())
+                self.newest[site] = max(self.newest.get(site, 0), meta.number)
 
     def finished(self) -> dict[str, float]:
         """source key → when its last revision was seen."""
@@ -236,6 +239,7 @@ def test_with_the_listener_stopped_the_scheduler_still_imports_within_a_scan_int
 
 
 @pytest.mark.timeout(400)
+@pytest.mark.slow(60)
 def test_a_burst_of_1000_files_is_imported_in_order_exactly_once_by_a_few_scans(
         env: Env, s3: S3, services: Services, import_bucket: str, queue: Queue,
         processes: Processes) -> None:

@@ -123,6 +123,7 @@ def without_annotations(rules_text: str) -> str:
     return yaml.safe_dump(document, sort_keys=False)
 
 
+@pytest.mark.slow(20)
 def test_each_alert_fires_on_its_situation_and_not_on_look_alikes(
         promtool: str, tmp_path: Path) -> None:
     # Given the rules (without annotations: promtool would compare their text verbatim) and

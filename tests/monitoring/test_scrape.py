@@ -81,6 +81,7 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
     procs.stop_all()
 
 
+@pytest.mark.slow(15)
 def test_a_real_fleet_feeds_every_panel_and_alert(
         env: Env, services: Services, s3: S3, redis_client: redis.Redis, import_bucket: str,
         export_bucket: str, prometheus: str, promtool: str, processes: Processes,

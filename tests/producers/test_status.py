@@ -178,6 +178,7 @@ def test_the_rate_and_eta_come_from_the_files_recent_revisions(
         2_000_000
 
 
+@pytest.mark.slow(5)
 def test_a_running_import_shows_where_how_far_how_fast_and_what_is_queued(
         env: Env, services: Services, s3: S3, import_bucket: str, tmp_path: Path) -> None:
     # Given a big file being imported by a real worker, and an export waiting behind it

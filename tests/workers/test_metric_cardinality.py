@@ -83,6 +83,7 @@ def test_the_schedulers_series_stay_bounded_for_10000_sites() -> None:
     assert all(s.labels["site"].startswith("other") for s in shown)
 
 
+@pytest.mark.slow(8)
 def test_a_worker_exports_as_many_series_for_many_sites_as_for_one(
         services: Services, s3: S3, import_bucket: str, export_bucket: str) -> None:
     # Given sites that each import a file (one bad row) and export a revision

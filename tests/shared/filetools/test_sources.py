@@ -137,6 +137,7 @@ def test_the_tap_sees_every_decompressed_byte_and_counting_sees_stored_bytes(
     assert sum(counted) == paths[1].stat().st_size < len(body)
 
 
+@pytest.mark.slow(10)
 def test_a_prefix_of_over_a_thousand_objects_is_read_in_numeric_order(
         s3: S3, export_bucket: str) -> None:
     # Given 1005 revision objects under a prefix (more than one listing page) and an index

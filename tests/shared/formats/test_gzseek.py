@@ -105,6 +105,7 @@ def test_a_point_is_refused_unless_it_belongs() -> None:
     assert decode(tampered, "f.csv.gz", "etag", point.out_bytes) is None
 
 
+@pytest.mark.slow(5)
 def test_a_finder_holds_a_fixed_memory_whatever_the_file() -> None:
     gz = gzip.compress(DATA * 3)
     tracemalloc.start()
