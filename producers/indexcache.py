@@ -2,8 +2,9 @@
 
 Each tick reads the index's change marker with ``If-None-Match``: an unchanged fleet costs
 that one request.  When it changed, one listing of the shards tells which ETags changed, and
-only those shards are read (a change to one site: three requests).  A missing or unreadable index is rebuilt from ``sites/``, so a
-new scheduler process, a new deployment or a damaged index all reach the same state.
+only those shards are read (a change to one site: three requests).  A missing or unreadable
+index is rebuilt from ``sites/``, so a new scheduler process, a new deployment or a damaged
+index all reach the same state.
 """
 
 from __future__ import annotations

@@ -59,9 +59,9 @@ class Finished:
 class Chunks:
     """A byte stream made of ``parts`` read one after another, for a streamed upload."""
 
-    def __init__(self, parts: Iterator[bytes]) -> None:
+    def __init__(self, parts: Iterator[bytes | bytearray]) -> None:
         self._parts = parts
-        self._current = b""
+        self._current: bytes | bytearray = b""
         self._at = 0  # bytes of the current part already read
 
     def read(self, size_bytes: int = -1, /) -> bytes:
@@ -101,26 +101,27 @@ class Finisher:
         """Write the bad-row report of revisions ``first..last``, then move the file to
         ``completed_imports/`` (the day it was completed)."""
         upload = Upload.of(info)
-        dest = free_destination(self.s3, self.bucket, completed_key(info.key, completed_at_s),
-                                upload, row_report_key)
+        found = free_destination(self.s3, self.bucket, completed_key(info.key, completed_at_s),
+                                 upload, row_report_key)
+        dest = found.key
         # One revision's report at a time: up to REPORT_PUT_BYTES it is one PUT, beyond it is
         # streamed (multipart), so millions of bad rows never sit in memory.
         stored = (part for part in self.reports.read(self.site, first_revision, last_revision)
                   if part) if first_revision is not None else iter(())
-        head = bytearray()
+        head = bytearray(format_rejects([], with_header=True))
+        header_bytes = len(head)
         for part in stored:
             head += part
             if len(head) > REPORT_PUT_BYTES:
                 break
-        body = format_rejects([], with_header=True) + head
         if len(head) > REPORT_PUT_BYTES:
             self.s3.upload(self.bucket, row_report_key(dest),
-                           Chunks(itertools.chain((bytes(body),), stored)),
+                           Chunks(itertools.chain((head,), stored)),
                            content_type="text/csv", metadata=upload.metadata)
-        elif head:
-            self.s3.put(self.bucket, row_report_key(dest), body, metadata=upload.metadata,
+        elif len(head) > header_bytes:
+            self.s3.put(self.bucket, row_report_key(dest), bytes(head), metadata=upload.metadata,
                         content_type="text/csv")
-        else:
+        elif found.has_report:
             self.s3.delete(self.bucket, row_report_key(dest))  # never a stale report beside it
         try:
             # The size comes with the ETag it is matched on: one COPY request, no HEAD first.
@@ -195,7 +196,7 @@ class Finisher:
             dest = self._unrecorded_failure(info.key, upload, failed_at_s)
         else:
             dest = free_destination(self.s3, self.bucket, failed_key(info.key, failed_at_s),
-                                    upload, failure_report_key)
+                                    upload, failure_report_key).key
         if ended is None:
             imported = "No record of this file was imported.\n"
         else:
@@ -227,7 +228,7 @@ class Finisher:
             if found is not None:
                 return found
         return free_destination(self.s3, self.bucket, failed_key(key, now_s), upload,
-                                failure_report_key)
+                                failure_report_key).key
 
     def _failed(self, key: str, reason: str) -> None:
         self.metrics.files_failed.inc()

@@ -54,16 +54,24 @@ class Upload:
             not theirs or not self.modified or theirs == self.modified)
 
 
+@dataclass(frozen=True)
+class Destination:
+    key: str
+    has_report: bool  # a report of this upload is already there (a run died after writing it)
+
+
 def free_destination(s3: S3, bucket: str, dest: str, upload: Upload,
-                     report_key: Callable[[str], str]) -> str:
+                     report_key: Callable[[str], str]) -> Destination:
     """``dest``, unless a copy or report of another upload sits there (our own, from a run that
     died half-way, does not count): then a name with the upload's ETag in it, numbered if the
     same content failed or finished there before."""
     for attempt in range(_MAX_NAMES + 1):
         candidate = dest if attempt == 0 else disambiguated(dest, upload.etag, attempt)
-        if upload.made(s3.head(bucket, candidate)) and \
-                upload.made(s3.head(bucket, report_key(candidate))):
-            return candidate
+        if not upload.made(s3.head(bucket, candidate)):
+            continue
+        report = s3.head(bucket, report_key(candidate))
+        if upload.made(report):
+            return Destination(candidate, report is not None)
     raise PermanentError(f"no free name for s3://{bucket}/{dest} after {_MAX_NAMES} tries")
 
 
