@@ -65,16 +65,19 @@ class Chunks:
         self._at = 0  # bytes of the current part already read
 
     def read(self, size_bytes: int = -1, /) -> bytes:
-        out = bytearray()
-        while size_bytes < 0 or len(out) < size_bytes:
+        pieces: list[memoryview] = []  # views of the parts: the bytes are copied once, joined
+        wanted = size_bytes
+        while size_bytes < 0 or wanted > 0:
             if self._at >= len(self._current):
                 self._current, self._at = next(self._parts, b""), 0
                 if not self._current:
                     break
-            end = len(self._current) if size_bytes < 0 else self._at + size_bytes - len(out)
-            out += self._current[self._at:end]
-            self._at = min(end, len(self._current))
-        return bytes(out)
+            end = len(self._current) if size_bytes < 0 else min(len(self._current),
+                                                                 self._at + wanted)
+            pieces.append(memoryview(self._current)[self._at:end])
+            wanted -= end - self._at
+            self._at = end
+        return b"".join(pieces)
 
     def close(self) -> None:
         return None

@@ -14,6 +14,7 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
 import botocore.exceptions
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
@@ -35,6 +36,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SINGLE_COPY_LIMIT_BYTES = 5 * 1024**3
+# A streamed upload holds at most two 8 MiB parts in memory (boto3's default: ten parts in
+# flight and ten read ahead, 160 MiB for a stream that reads faster than it uploads).
+_STREAMED_UPLOAD = TransferConfig(max_concurrency=2)
+_STREAMED_UPLOAD.max_in_memory_upload_chunks = 2  # s3transfer's setting, not in boto3's init
 
 _MISSING_KEY_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 _DENIED_CODES = frozenset({"AccessDenied", "403", "Forbidden", "InvalidAccessKeyId",
@@ -338,7 +343,7 @@ class S3:
             extra["Metadata"] = dict(metadata)
         try:
             self.client.upload_fileobj(source, bucket, key,  # type: ignore[arg-type]
-                                       ExtraArgs=extra)
+                                       ExtraArgs=extra, Config=_STREAMED_UPLOAD)
         except Exception as exc:
             translate(exc, bucket, key)
 
