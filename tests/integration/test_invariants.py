@@ -463,7 +463,8 @@ def test_sigkill_mid_file_then_scanning_again_imports_every_row_exactly_once_in_
     # And another worker process scans again until both files are imported
     enqueue_scan(env)
     worker = processes.worker("w3")
-    wait_until(lambda: not pending(s3, site, sources), 90, "both files imported", alive=worker)
+    wait_until(lambda: not pending(s3, site, sources), 90, "both files imported", alive=worker,
+               interval_s=0.2)
     assert worker.stop() == 0
 
     # Then every valid row is in exactly one revision, in file order, revisions are 1..N,
