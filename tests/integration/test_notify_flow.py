@@ -248,22 +248,27 @@ def test_a_burst_of_1000_files_is_imported_in_order_exactly_once_by_a_few_scans(
     notify(s3.client, import_bucket, queue)
     worker = start_worker(processes, "worker")
     listener = start_listener(processes, queue)
-    watcher = Watcher(s3, services.settings.store_bucket, [site.site_id])
     # When 1,000 files are uploaded at once
     keys = [f"events-{i:05d}.csv" for i in range(1000)]
     for i, key in enumerate(keys):
         s3.put(import_bucket, key, csv_file(f"e{i}", 3))
 
-    # Then all are imported, in key order, each row exactly once
-    def all_in() -> bool:
-        watcher.poll()
-        return set(keys) <= set(watcher.finished())
-
-    wait_until(all_in, 360, "the burst imported", alive=worker, interval_s=1)
-    metas = sorted((meta for meta, _ in watcher.seen.values()), key=lambda m: m.number)
+    # Then all are imported (in key order, each moved away once its last revision is
+    # committed: the last one gone, all are), each row exactly once
+    wait_until(lambda: s3.head(import_bucket, keys[-1]) is None, 360, "the burst imported",
+               alive=worker, interval_s=1)
+    assert not list(s3.list(import_bucket, "events-"))
+    store = EventStore(s3, services.settings.store_bucket)
+    revisions = []
+    for info in store.objects(site.site_id):
+        found = s3.read_object(services.settings.store_bucket, info.key)
+        assert found is not None
+        revisions.append((RevisionMeta.from_metadata(found[1].metadata), found[0]))
+    metas = [meta for meta, _ in revisions]
     assert [m.source_key for m in metas if m.ends_file] == keys
     assert [m.number for m in metas] == list(range(1, len(metas) + 1))
-    rows = watcher.rows(site.site_id)
+    rows = [orjson.loads(line)["_p"] for _, body in revisions for line in body.splitlines()
+            if line]
     assert len(rows) == len(set(rows)) == 3000
     # And by at most 20 scans (the listener's and the scans' own follow-ups)
     samples = scrape(worker)
