@@ -70,6 +70,7 @@ class FileOutcome:
     last_revision: int  # the site's highest revision number after this run
     first_revision: int | None  # the file's first revision (None: it has none)
     rows_imported: int = 0
+    rows_rejected: int = 0  # bad rows in this run's revisions
     position: FilePosition | None = None  # after the newest revision of this run
     ended_at: str | None = None  # when the revision that ended the file was written
 
@@ -238,6 +239,7 @@ class FileImport:
         outcome.last_revision = meta.number
         outcome.first_revision = meta.file_first_revision
         outcome.rows_imported += batch.events
+        outcome.rows_rejected += meta.rejected
         outcome.position = FilePosition.after(meta, pos.gzipped)
         if self.gzip is not None and not meta.ends_file:
             self.gzip.checkpoint(reader.position_bytes)

@@ -100,9 +100,10 @@ class Finisher:
     # -- completed ----------------------------------------------------------------------------
 
     def complete(self, info: ObjectInfo, first_revision: int | None, last_revision: int,
-                 completed_at_s: float) -> None:
+                 completed_at_s: float, *, no_bad_rows: bool = False) -> None:
         """Write the bad-row report of revisions ``first..last``, then move the file to
-        ``completed_imports/`` (the day it was completed)."""
+        ``completed_imports/`` (the day it was completed).  ``no_bad_rows``: the caller saw
+        every revision of the file, none with a bad row (the stored reports are not listed)."""
         upload = Upload.of(info)
         found = free_destination(self.s3, self.bucket, completed_key(info.key, completed_at_s),
                                  upload, row_report_key)
@@ -110,7 +111,7 @@ class Finisher:
         # One revision's report at a time: up to REPORT_PUT_BYTES it is one PUT, beyond it is
         # streamed (multipart), so millions of bad rows never sit in memory.
         stored = (part for part in self.reports.read(self.site, first_revision, last_revision)
-                  if part) if first_revision is not None else iter(())
+                  if part) if first_revision is not None and not no_bad_rows else iter(())
         head = bytearray(format_rejects([], with_header=True))
         header_bytes = len(head)
         for part in stored:

@@ -123,7 +123,10 @@ class Importer:
                 result.current_file = info.key
                 result.next_record = out.position.next_record if out.position else pos.next_record
                 break
-            finisher.complete(info, out.first_revision, latest, self._finished_at(out))
+            # A file imported whole by this run without a bad row has no report to gather.
+            clean = pos.first_revision is None and out.rows_rejected == 0
+            finisher.complete(info, out.first_revision, latest, self._finished_at(out),
+                              no_bad_rows=clean)
         result.files_completed = finisher.finished.completed
         result.files_failed = finisher.finished.failed
         handled = set(result.files_completed) | {k for k, _ in result.files_failed}

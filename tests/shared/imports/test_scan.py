@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import orjson
 import pytest
 
@@ -13,6 +15,7 @@ from shared.store.revisionwriter import Limits
 from shared.store.s3 import S3
 from shared.store.sites import SiteConfig
 from tests.conftest import gz
+from tests.counting import S3RequestLog, s3_requests
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -147,3 +150,44 @@ def test_a_run_stopped_on_the_last_record_finishes_the_file_next_time(
     assert second.files_completed == ["accounts.csv"]
     assert sum(len(r) for r in revisions(s3, services, "acme")) == 2048
     assert imp.scan(site, s3, budget_s=30).files_failed == []
+
+
+
+def requests_for_files(log: S3RequestLog) -> list[tuple[str, str]]:
+    """(method, object key or "LIST") of each request, leaving out the site's bookkeeping
+    (its claims and status documents)."""
+    out = []
+    for method, path, _ in log.requests:
+        bucket_and_key, _, query = path.lstrip("/").partition("?")
+        key = bucket_and_key.partition("/")[2]
+        if "list-type=2" in query:
+            out.append((method, "LIST " + next(p for p in query.split("&")
+                                               if p.startswith("prefix="))))
+        elif not key.startswith(("claims/", "fleet/", "sites/acme/status/")):
+            out.append((method, key))
+    return out
+
+
+def test_a_clean_file_costs_six_requests_and_a_bad_row_adds_its_report(
+        s3: S3, services: Services, site: SiteConfig) -> None:
+    bucket, store = site.import_bucket, services.settings.store_bucket
+    day = time.strftime("%Y/%m/%d", time.gmtime(services.clock.now_s()))
+    costs = []
+    # When a file without a bad row is imported, then one with a bad row
+    for name, body in [("accounts-1.csv", b"Identity,Timestamp,Event\nu1,1700000001,E1\n"),
+                       ("accounts-2.csv", b"Identity,Timestamp,Event\nu2,x,E2\n")]:
+        s3.put(bucket, name, body)
+        with s3_requests(bucket, store) as log:
+            importer(services).scan(site, s3, budget_s=30)
+        costs.append(requests_for_files(log))
+    # Then the clean file cost its read, its revision, two looks at the destination, the copy
+    # and the delete: no listing of bad-row reports, no delete of a report that is not there
+    clean, bad = costs
+    done = f"completed_imports/{day}/accounts-1.csv"
+    assert clean == [("GET", "LIST prefix=accounts"), ("GET", "LIST prefix=sites/acme/revisions/"),
+                     ("GET", "accounts-1.csv"), ("PUT", "sites/acme/revisions/000000000001.json"),
+                     ("HEAD", done), ("HEAD", f"{done}.errors.csv"), ("PUT", done),
+                     ("DELETE", "accounts-1.csv")]
+    # And the file with a bad row had its stored report read and written beside its copy
+    assert ("GET", "LIST prefix=sites/acme/rejects/") in bad
+    assert ("PUT", f"completed_imports/{day}/accounts-2.csv.errors.csv") in bad
