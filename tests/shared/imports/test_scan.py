@@ -8,10 +8,12 @@ import orjson
 import pytest
 
 from shared.clock import FrozenClock
+from shared.imports.cursor import CSV_SOURCE
+from shared.imports.finish import Finisher
 from shared.imports.scan import Importer
 from shared.services import Services
 from shared.store.revisions import RevisionMeta, revision_key
-from shared.store.revisionwriter import Limits
+from shared.store.revisionwriter import Limits, RevisionWriter
 from shared.store.s3 import S3
 from shared.store.sites import SiteConfig
 from tests.conftest import gz
@@ -191,3 +193,21 @@ def test_a_clean_file_costs_six_requests_and_a_bad_row_adds_its_report(
     # And the file with a bad row had its stored report read and written beside its copy
     assert ("GET", "LIST prefix=sites/acme/rejects/") in bad
     assert ("PUT", f"completed_imports/{day}/accounts-2.csv.errors.csv") in bad
+
+
+def test_a_file_replaced_after_its_last_revision_is_left_in_place_not_moved(
+        s3: S3, services: Services, site: SiteConfig) -> None:
+    # Given a file imported to its end, whose key was uploaded again before the move
+    bucket = site.import_bucket
+    s3.put(bucket, "accounts-1.csv", b"Identity,Timestamp,Event\nu1,1700000001,E1\n")
+    listed = next(iter(s3.list(bucket, "accounts-1.csv")))
+    s3.put(bucket, "accounts-1.csv", b"Identity,Timestamp,Event\nu2,1700000002,E2\n")
+    finisher = Finisher(s3, bucket, RevisionWriter(
+        services.store, services.reports, "acme", CSV_SOURCE, services.clock, services.metrics),
+        services.reports, services.clock, services.metrics)
+    # When the finisher moves it as it was listed
+    finisher.complete(listed, None, 0, services.clock.now_s(), no_bad_rows=True)
+    # Then the new upload stays where it is, and nothing was copied
+    assert [i.key for i in s3.list(bucket)] == ["accounts-1.csv"]
+    assert s3.read_bytes(bucket, "accounts-1.csv").endswith(b"u2,1700000002,E2\n")
+    assert finisher.finished.completed == []
