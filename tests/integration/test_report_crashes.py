@@ -244,6 +244,10 @@ COMPLETED_WINDOWS = [
     ("errors-csv", "put", r"accounts-1\.csv\.errors\.csv", 1, MODES),
     ("copy", "copy", r"^completed_imports/.*accounts-1\.csv$", 1, [*MODES, "retry"]),
     ("delete", "delete", r"^accounts-1\.csv$", 1, [*MODES, "retry"]),
+    # the later file has no bad row: its report is neither gathered nor written
+    ("clean-file-revision", "put", r"sites/acme/revisions/000000000004\.json done", 1, MODES),
+    ("clean-file-copy", "copy", r"^completed_imports/.*accounts-9\.csv$", 1, MODES),
+    ("clean-file-delete", "delete", r"^accounts-9\.csv$", 1, MODES),
 ]
 
 

@@ -211,3 +211,22 @@ def test_a_file_replaced_after_its_last_revision_is_left_in_place_not_moved(
     assert [i.key for i in s3.list(bucket)] == ["accounts-1.csv"]
     assert s3.read_bytes(bucket, "accounts-1.csv").endswith(b"u2,1700000002,E2\n")
     assert finisher.finished.completed == []
+
+
+def test_a_file_resumed_on_a_clean_tail_still_reports_the_bad_rows_of_its_first_run(
+        s3: S3, services: Services, site: SiteConfig) -> None:
+    # Given a file with one bad row among its first records and none after
+    rows = "".join(f"user{i},{1700000000 + i},E{i}\n" if i != 2 else f"user{i},x,E{i}\n"
+                   for i in range(1, 31))
+    s3.put(site.import_bucket, "accounts.csv", ("Identity,Timestamp,Event\n" + rows).encode())
+    # When a first scan stops after its first revision (10 records) and a second one finishes
+    answers = iter([False])
+    first = importer(services, max_events_per_revision=10).scan(
+        site, s3, budget_s=30, should_stop=lambda: next(answers, True))
+    assert first.outcome != "done"
+    importer(services, max_events_per_revision=10).scan(site, s3, budget_s=30)
+    # Then the bad row of the first run is in the file's report
+    day = time.strftime("%Y/%m/%d", time.gmtime(services.clock.now_s()))
+    report = s3.read_bytes(site.import_bucket,
+                           f"completed_imports/{day}/accounts.csv.errors.csv").decode()
+    assert len(report.splitlines()) == 2 and "user2,x,E2" in report
