@@ -46,8 +46,9 @@ def free_port() -> int:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests marked ``slow(seconds)`` first, longest first (a bare ``slow`` counts as 5 s):
-    with ``--maxschedchunk 1`` (scripts/test) pytest-xdist hands out one test at a time, so
-    the long process-killing tests start early and the run does not end waiting on one."""
+    with ``--maxschedchunk 1`` (scripts/test) pytest-xdist gives each process two tests to
+    start with, then one as each ends, so the long process-killing tests start early and the
+    run does not end waiting on one."""
     def expected_s(item: pytest.Item) -> float:
         marker = item.get_closest_marker("slow")
         if marker is None:

@@ -3,7 +3,9 @@
 A boto3 session loads each service's model once; a client built from a new session loads it
 again (about 0.1 s of CPU for S3). A worker builds an S3 client per assumed role every hour, so
 the clients share this session. Sessions are not thread-safe: clients are built under a lock.
-Credentials given for one client (an assumed role's) are passed to that client only.
+Credentials given for one client (an assumed role's) are passed to that client only; the
+standard chain's credentials are resolved once, by the first client built without them, and
+refreshed by botocore where their source expires (a web identity, a container role).
 """
 
 from __future__ import annotations

@@ -36,8 +36,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SINGLE_COPY_LIMIT_BYTES = 5 * 1024**3
-# A streamed upload holds at most two 8 MiB parts in memory (boto3's default: ten parts in
-# flight and ten read ahead, 160 MiB for a stream that reads faster than it uploads).
+# A streamed upload holds about three 8 MiB parts in memory: two in flight and the next one
+# read (boto3's default: ten in flight and ten read ahead, for a stream that reads faster than
+# it uploads).
 _STREAMED_UPLOAD = TransferConfig(max_concurrency=2)
 _STREAMED_UPLOAD.max_in_memory_upload_chunks = 2  # s3transfer's setting, not in boto3's init
 

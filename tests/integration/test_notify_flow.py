@@ -73,7 +73,7 @@ class Watcher:
         for site in self.sites:
             for info in store.objects(site, after=self.newest.get(site, 0)):
                 head = self.s3.head(self.bucket, info.key)
-                assert head is not None and info.key not in self.seen
+                assert head is not None
                 meta = RevisionMeta.from_metadata(head.metadata)
                 self.seen[info.key] = (meta, time.monotonic())
                 self.newest[site] = max(self.newest.get(site, 0), meta.number)
