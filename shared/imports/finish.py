@@ -121,8 +121,8 @@ class Finisher:
         if len(head) > REPORT_PUT_BYTES:
             chunks = Chunks(itertools.chain((head,), stored))
             del head  # held by the stream only until it is read
-            self.s3.upload(self.bucket, row_report_key(dest), chunks,
-                           content_type="text/csv", metadata=upload.metadata)
+            self.s3.upload(self.bucket, row_report_key(dest), chunks, content_type="text/csv",
+                           metadata=upload.metadata, low_memory=True)
         elif len(head) > header_bytes:
             self.s3.put(self.bucket, row_report_key(dest), bytes(head), metadata=upload.metadata,
                         content_type="text/csv")

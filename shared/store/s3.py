@@ -36,11 +36,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SINGLE_COPY_LIMIT_BYTES = 5 * 1024**3
-# A streamed upload holds about three 8 MiB parts in memory: two in flight and the next one
-# read (boto3's default: ten in flight and ten read ahead, for a stream that reads faster than
-# it uploads).
-_STREAMED_UPLOAD = TransferConfig(max_concurrency=2)
-_STREAMED_UPLOAD.max_in_memory_upload_chunks = 2  # s3transfer's setting, not in boto3's init
+# An upload in low memory holds about two 5 MiB parts: one in flight and the next one read
+# (boto3's default: ten 8 MiB parts in flight and ten read ahead, for a stream that reads faster
+# than it uploads).
+_PART_BYTES = 5 * 1024 * 1024  # S3's smallest part
+_LOW_MEMORY_UPLOAD = TransferConfig(max_concurrency=1, multipart_threshold=_PART_BYTES,
+                                  multipart_chunksize=_PART_BYTES)
+_LOW_MEMORY_UPLOAD.max_in_memory_upload_chunks = 1  # s3transfer's setting, not in boto3's init
 
 _MISSING_KEY_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 _DENIED_CODES = frozenset({"AccessDenied", "403", "Forbidden", "InvalidAccessKeyId",
@@ -337,14 +339,16 @@ class S3:
 
     def upload(self, bucket: str, key: str, source: ByteSource,
                content_type: str = "application/octet-stream", *,
-               metadata: Mapping[str, str] | None = None) -> None:
-        """Stream ``source`` into an object in bounded memory (multipart above 8 MiB)."""
+               metadata: Mapping[str, str] | None = None, low_memory: bool = False) -> None:
+        """Stream ``source`` into an object in bounded memory (multipart above 8 MiB); with
+        ``low_memory``, one 5 MiB part at a time (slower, for a process that must stay small)."""
         extra: dict[str, Any] = {"ContentType": content_type}
         if metadata:
             extra["Metadata"] = dict(metadata)
         try:
             self.client.upload_fileobj(source, bucket, key,  # type: ignore[arg-type]
-                                       ExtraArgs=extra, Config=_STREAMED_UPLOAD)
+                                       ExtraArgs=extra,
+                                       Config=_LOW_MEMORY_UPLOAD if low_memory else None)
         except Exception as exc:
             translate(exc, bucket, key)
 
