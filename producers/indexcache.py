@@ -23,7 +23,6 @@ class IndexCache:
         self.index = index
         self.marker: Marker | None = None
         self.known: dict[int, Shard] = {}  # the shards as last read, by number
-        self.etags: dict[int, str | None] = {}  # the ETag each entry of ``shards`` came from
         self.shards: dict[int, dict[str, IndexedSite]] = {}
         self.sites: dict[str, IndexedSite] = {}
 
@@ -54,10 +53,10 @@ class IndexCache:
         return changed
 
     def _read_shards(self) -> None:
+        """Parses again only the shards whose ETag changed (``known`` is updated as read)."""
+        parsed = {n: shard.etag for n, shard in self.known.items() if n in self.shards}
         for shard in self.index.docs.read_all(self.known):
-            if self.etags.get(shard.number, "") != shard.etag:
+            if shard.number not in parsed or parsed[shard.number] != shard.etag:
                 self.shards[shard.number] = dict(indexed_sites(shard.entries))
-                self.etags[shard.number] = shard.etag
         for gone in self.shards.keys() - self.known.keys():
             del self.shards[gone]
-            del self.etags[gone]
