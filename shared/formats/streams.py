@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 BOM = b"\xef\xbb\xbf"
 GZIP_MAGIC = b"\x1f\x8b"
 READ_BUFFER_BYTES = 1024 * 1024
+# A stored tap inflates what it sees (the gzip seek-point finder), so it is handed the stored
+# bytes in reads this small: a megabyte of a gzip bomb inflates to a GiB, which in one read
+# would cost seconds of CPU ahead of the reader, past the run's budget, and outrun the points
+# the finder keeps for the reader's checkpoints.
+TAPPED_READ_BYTES = 64 * 1024
 # What a broken gzip stream raises while it is read: gzip.BadGzipFile is an OSError, a
 # truncated stream an EOFError, a corrupt deflate block a zlib.error.
 GZIP_ERRORS = (OSError, EOFError, zlib.error)
@@ -35,19 +40,25 @@ class ByteSource(Protocol):
 
 class RawSource(io.RawIOBase):
     """Any ``read(n)`` source under ``io``'s buffered readers, optionally counting
-    (``on_bytes``) or seeing (``tap``) the bytes that pass.  Closing it closes the source."""
+    (``on_bytes``) or seeing (``tap``) the bytes that pass, ``max_read_bytes`` at most at a
+    time.  Closing it closes the source."""
 
     def __init__(self, source: ByteSource, on_bytes: Callable[[int], None] | None = None,
-                 tap: Callable[[bytes], object] | None = None) -> None:
+                 tap: Callable[[bytes], object] | None = None,
+                 max_read_bytes: int | None = None) -> None:
         self._source = source
         self._on_bytes = on_bytes
         self._tap = tap
+        self._max_read_bytes = max_read_bytes
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        data = self._source.read(len(buffer))
+        size = len(buffer)
+        if self._max_read_bytes is not None:
+            size = min(size, self._max_read_bytes)
+        data = self._source.read(size)
         n = len(data)
         buffer[:n] = data
         if n:
@@ -93,8 +104,9 @@ def open_stream(source: ByteSource, *, gzipped: bool | None,
     counts the stored bytes read; ``tap`` sees every decompressed byte, ``stored_tap`` every
     stored one.  ``resume_from``: ``source`` is a gzip file's stored bytes from that seek point
     on (``shared.formats.gzseek``), and the stream starts at the point's decompressed offset."""
-    stored = io.BufferedReader(RawSource(source, on_bytes, stored_tap),
-                               buffer_size=READ_BUFFER_BYTES)
+    stored_read_bytes = READ_BUFFER_BYTES if stored_tap is None else TAPPED_READ_BYTES
+    stored = io.BufferedReader(RawSource(source, on_bytes, stored_tap, stored_read_bytes),
+                               buffer_size=stored_read_bytes)
     layers: list[IO[bytes]] = [stored]
     try:
         if gzipped is None:

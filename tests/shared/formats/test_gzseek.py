@@ -13,6 +13,7 @@ import pytest
 
 from shared.formats import gzseek
 from shared.formats.gzseek import PointFinder, ResumedGzip, SeekPoint, decode, encode
+from shared.formats.streams import TAPPED_READ_BYTES, open_stream
 
 pytestmark = [pytest.mark.timeout(60),
               pytest.mark.skipif(gzseek._gzseek is None, reason="seek finder not built")]
@@ -120,3 +121,24 @@ def test_a_finder_holds_a_fixed_memory_whatever_the_file() -> None:
     # And it kept the newest points, not the first ones
     point = finder.point_at(len(DATA) * 3)
     assert point is not None and point.out_bytes > len(DATA) * 2
+
+
+def test_a_finder_tapping_a_bomb_keeps_in_step_with_its_reader() -> None:
+    # Given a gzip that inflates about 1,000 to 1 (256 MiB of newlines, 256 KiB stored)
+    gz = gzip.compress(b"h\n" + b"\n" * (256 * 2**20), 9)
+    finder = PointFinder("f.csv.gz", "etag")
+    tapped: list[int] = []
+
+    def tap(data: bytes) -> None:
+        tapped.append(len(data))
+        finder.feed(data)
+
+    # When a reader takes its first 8 MiB through a stream the finder taps
+    with open_stream(io.BytesIO(gz), gzipped=None, stored_tap=tap) as opened:
+        assert len(opened.file.read(8 * 2**20)) == 8 * 2**20
+        # Then the finder was handed small reads, not the bomb at once, and still holds a point
+        # for the reader's checkpoint (one inflated far ahead keeps only points past it)
+        assert max(tapped) <= TAPPED_READ_BYTES
+        assert sum(tapped) < len(gz)
+        point = finder.point_at(8 * 2**20)
+        assert point is not None and point.out_bytes > 4 * 2**20
