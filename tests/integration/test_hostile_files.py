@@ -21,7 +21,6 @@ import json
 import subprocess
 import sys
 import time
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ import pytest
 from shared.services import Services
 from shared.store.s3 import S3
 from shared.store.sites import SiteConfig
+from tests.bombs import MiB, gzip_stream, repeated
 from tests.conftest import REPO, Env, run_cli
 from tests.shared.imports.test_bad_inputs import imported
 
@@ -43,7 +43,6 @@ MARGIN_S = 3.0  # process-free: measured around the job call only
 RSS_GROWTH_MB = 64
 HEADER = b"Identity,Timestamp,Event\n"
 T0 = 1_700_000_000
-MiB = 1024 * 1024
 
 # One run of the scan job for site acme, as a worker runs it; prints what it took.
 ONE_SCAN = """
@@ -144,24 +143,6 @@ def good(prefix: str, count: int = 2) -> bytes:
 
 def good_lines(prefix: str, count: int = 2) -> list[dict[str, object]]:
     return [{"_p": f"{prefix}{n}", "_t": T0 + n, "_n": f"E{n}"} for n in range(1, count + 1)]
-
-
-def gzip_stream(parts: Iterator[bytes]) -> bytes:
-    """A gzip of ``parts`` made piece by piece (a bomb never sits whole in memory)."""
-    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
-    out = bytearray()
-    for part in parts:
-        out += packer.compress(part)
-    out += packer.flush()
-    return bytes(out)
-
-
-def repeated(head: bytes, piece: bytes, total_bytes: int, tail: bytes = b"") -> Iterator[bytes]:
-    yield head
-    chunk = piece * (MiB // len(piece))
-    for _ in range(total_bytes // len(chunk)):
-        yield chunk
-    yield tail
 
 
 def assert_later_file_imported(s3: S3, site: SiteConfig, services: Services,
