@@ -14,8 +14,18 @@ from shared.logconfig import configure_logging
 from shared.settings import Settings
 
 
+def preload() -> None:
+    """Import what every worker and fork process imports, once, before dramatiq forks them:
+    each then starts without importing it again (about 0.4 s of CPU a process).  Importing
+    builds nothing: no client, metric, connection or thread exists before the fork, and each
+    process still builds its own in ``workers.app``."""
+    import workers.exposition
+    import workers.runtime  # noqa: F401
+
+
 def main() -> int:
     configure_logging(logging.INFO, Settings.from_env().log_format, force=True)
+    preload()
     if "--skip-logging" not in sys.argv:
         sys.argv.append("--skip-logging")  # dramatiq's own format would replace ours
     return int(dramatiq_main() or 0)
