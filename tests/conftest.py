@@ -7,6 +7,7 @@ process shows what is tested."""
 
 from __future__ import annotations
 
+import gc
 import gzip
 import logging
 import os
@@ -56,6 +57,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return float(marker.args[0]) if marker.args else 5.0
 
     items.sort(key=expected_s, reverse=True)  # stable: the rest keep their order
+
+
+def pytest_collection_finish() -> None:
+    """What collection left (pytest's items, every imported module) lives to the end of the
+    run: out of the garbage collector's sight, its full collections during the data-heavy
+    tests cost a fraction."""
+    gc.freeze()
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ they do not belong (pure: bytes in memory)."""
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import random
@@ -25,7 +26,15 @@ def rows(n: int, seed: int = 1) -> bytes:
                     f"{rng.random()}\n".encode() for i in range(n))
 
 
-DATA = rows(200_000)
+@functools.cache
+def data() -> bytes:
+    """200,000 varied rows: built once per test process, and only if a test reads them."""
+    return rows(200_000)
+
+
+@functools.cache
+def gzipped(level: int = 9) -> bytes:
+    return gzip.compress(data(), level)
 
 
 def read_from(gz: bytes, point: SeekPoint) -> bytes:
@@ -46,29 +55,29 @@ def found(gz: bytes, at: int, chunk: int = 1 << 20) -> SeekPoint:
 @pytest.mark.parametrize("level", [1, 6, 9])
 def test_a_point_found_while_reading_resumes_the_rest_exactly(level: int) -> None:
     # Given a two-member gzip file with zero padding after it
-    gz = gzip.compress(DATA, level) + gzip.compress(b"second member\n") + b"\0\0\0"
+    gz = gzipped(level) + gzip.compress(b"second member\n") + b"\0\0\0"
     # When a point is asked for at 60% of the first member
-    at = len(DATA) * 6 // 10
+    at = len(data()) * 6 // 10
     point = found(gz, at)
     # Then it lies at or before that offset, not far, and resumes to the same bytes
     assert at - 4 * 2**20 < point.out_bytes <= at
     assert len(point.window) == gzseek.WINDOW_BYTES
-    assert read_from(gz, point) == DATA[point.out_bytes:] + b"second member\n"
+    assert read_from(gz, point) == data()[point.out_bytes:] + b"second member\n"
 
 
 def test_a_finder_started_at_a_point_finds_later_points() -> None:
-    gz = gzip.compress(DATA)
-    first = found(gz, len(DATA) // 3)
+    gz = gzipped()
+    first = found(gz, len(data()) // 3)
     finder = PointFinder("f.csv.gz", "etag", start=first)
     finder.feed(gz[first.in_bytes:])
-    later = finder.point_at(len(DATA) * 9 // 10)
-    assert later is not None and first.out_bytes < later.out_bytes <= len(DATA) * 9 // 10
-    assert read_from(gz, later) == DATA[later.out_bytes:]
+    later = finder.point_at(len(data()) * 9 // 10)
+    assert later is not None and first.out_bytes < later.out_bytes <= len(data()) * 9 // 10
+    assert read_from(gz, later) == data()[later.out_bytes:]
 
 
 def test_resumed_reads_fail_as_gzip_fails() -> None:
-    gz = gzip.compress(DATA)
-    point = found(gz, len(DATA) // 2)
+    gz = gzipped()
+    point = found(gz, len(data()) // 2)
     # Truncated
     with pytest.raises(EOFError) as ours:
         read_from(gz[:-20], point)
@@ -90,25 +99,25 @@ def test_resumed_reads_fail_as_gzip_fails() -> None:
 
 
 def test_a_point_is_refused_unless_it_belongs() -> None:
-    gz = gzip.compress(DATA)
-    point = found(gz, len(DATA) // 2)
-    data = encode(point)
-    assert len(data) < 20_000
-    assert decode(data, "f.csv.gz", "etag", point.out_bytes) == point
-    assert decode(data, "f.csv.gz", "other-etag", point.out_bytes) is None
-    assert decode(data, "g.csv.gz", "etag", point.out_bytes) is None
-    assert decode(data, "f.csv.gz", "etag", point.out_bytes - 1) is None  # past the cursor
-    assert decode(data[:-5], "f.csv.gz", "etag", point.out_bytes) is None  # damaged
+    gz = gzipped()
+    point = found(gz, len(data()) // 2)
+    encoded = encode(point)
+    assert len(encoded) < 20_000
+    assert decode(encoded, "f.csv.gz", "etag", point.out_bytes) == point
+    assert decode(encoded, "f.csv.gz", "other-etag", point.out_bytes) is None
+    assert decode(encoded, "g.csv.gz", "etag", point.out_bytes) is None
+    assert decode(encoded, "f.csv.gz", "etag", point.out_bytes - 1) is None  # past the cursor
+    assert decode(encoded[:-5], "f.csv.gz", "etag", point.out_bytes) is None  # damaged
     assert decode(b"junk", "f.csv.gz", "etag", point.out_bytes) is None
     forged = encode(replace(point, window=point.window[:-1] + b"!"))
     tampered = forged[:forged.index(b"\n", len(b"bucketbridge-gzip-seek-point-1\n"))] + \
-        data[data.index(b"\n", len(b"bucketbridge-gzip-seek-point-1\n")):]
+        encoded[encoded.index(b"\n", len(b"bucketbridge-gzip-seek-point-1\n")):]
     assert decode(tampered, "f.csv.gz", "etag", point.out_bytes) is None
 
 
 @pytest.mark.slow(5)
 def test_a_finder_holds_a_fixed_memory_whatever_the_file() -> None:
-    gz = gzip.compress(DATA * 3)
+    gz = gzip.compress(data() * 3, 1)  # the level changes nothing here but its cost
     tracemalloc.start()
     try:
         finder = PointFinder("f.csv.gz", "etag")
@@ -119,8 +128,8 @@ def test_a_finder_holds_a_fixed_memory_whatever_the_file() -> None:
         tracemalloc.stop()
     assert peak < 1.5 * 2**20, peak
     # And it kept the newest points, not the first ones
-    point = finder.point_at(len(DATA) * 3)
-    assert point is not None and point.out_bytes > len(DATA) * 2
+    point = finder.point_at(len(data()) * 3)
+    assert point is not None and point.out_bytes > len(data()) * 2
 
 
 def test_a_finder_tapping_a_bomb_keeps_in_step_with_its_reader() -> None:
