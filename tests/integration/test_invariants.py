@@ -50,7 +50,7 @@ from shared.store.revisions import (
 from shared.store.revisionwriter import Limits
 from shared.store.s3 import S3
 from shared.store.sites import SiteConfig
-from tests.conftest import REPO, Env, free_port, run_cli
+from tests.conftest import REPO, Env, free_port, invoke_cli, run_cli
 
 T = TypeVar("T")
 
@@ -400,7 +400,9 @@ def outcome(proc: Proc, timeout_s: float = 60) -> str:
 
 
 def enqueue_scan(env: Env) -> None:
-    result = run_cli(env, "enqueue", "scan", SITE)
+    """``bucketbridge enqueue scan acme``, in this process: only the workers' processes matter
+    here (the command's own process is tested with the CLI)."""
+    result = invoke_cli(env, "enqueue", "scan", SITE)
     assert result.returncode == 0, result.stderr
 
 
