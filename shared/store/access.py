@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from shared.clock import Clock
 from shared.store.s3 import S3, make_client
 from shared.store.sites import SiteConfig
-from shared.store.sts import RoleCredentials, assume_role
+from shared.store.sts import RoleCredentials, assume_role, make_sts_client
 
 if TYPE_CHECKING:
     from mypy_boto3_sts import STSClient
@@ -37,10 +37,15 @@ def _role_s3(endpoint_url: str | None, creds: RoleCredentials) -> S3:
 
 
 class SiteAccess:
-    def __init__(self, fleet: S3, sts: STSClient, clock: Clock, endpoint_url: str | None = None,
-                 s3_factory: Callable[[str | None, RoleCredentials], S3] = _role_s3) -> None:
+    """``sts`` makes the STS client, on the first role assumed: a process whose sites all use
+    the fleet's own credentials never builds one."""
+
+    def __init__(self, fleet: S3, clock: Clock, endpoint_url: str | None = None,
+                 s3_factory: Callable[[str | None, RoleCredentials], S3] = _role_s3,
+                 sts: Callable[[], STSClient] = make_sts_client) -> None:
         self.fleet = fleet
-        self.sts = sts
+        self._make_sts = sts
+        self._sts: STSClient | None = None
         self.clock = clock
         self.endpoint_url = endpoint_url
         self.s3_factory = s3_factory
@@ -56,7 +61,9 @@ class SiteAccess:
             cached = self._cache.get(key)
             if cached and cached.expires_at_s - self.clock.now_s() > REFRESH_BEFORE_EXPIRY_S:
                 return cached.s3
-            creds = assume_role(self.sts, site.role_arn, site.external_id,
+            if self._sts is None:
+                self._sts = self._make_sts()
+            creds = assume_role(self._sts, site.role_arn, site.external_id,
                                 f"bucketbridge-{site.site_id}", SESSION_DURATION_S)
             logger.info("site=%s assumed role %s for %d s", site.site_id, site.role_arn,
                         int(creds.expires_at_s - self.clock.now_s()))
