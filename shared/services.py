@@ -25,6 +25,7 @@ from shared.store.revisions import EventStore
 from shared.store.s3 import S3, make_client
 from shared.store.siteindex import SiteIndex
 from shared.store.sites import SiteRegistry
+from shared.store.sts import make_sts_client
 
 
 @dataclass
@@ -63,7 +64,7 @@ class Services:
             sites=sites, statuses=StatusStore(store_s3, bucket),
             ledger=ExportLedger(store_s3, bucket), reports=RejectReports(store_s3, bucket, store),
             markers=MarkerStore(store_s3, bucket),
-            access=SiteAccess(store_s3, clock, settings.s3_endpoint_url),
+            access=SiteAccess(store_s3, make_sts_client, clock, settings.s3_endpoint_url),
             tail_cache=RevisionTailCache(r, bucket), publisher=Publisher.for_redis(r),
             clock=clock, metrics=metrics or Metrics(),
             claims=ClaimStore(store_s3, bucket, sites, clock),

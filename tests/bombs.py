@@ -1,10 +1,12 @@
 """Gzip files that inflate far beyond their size (bombs), built piece by piece in the tests.
 
-Deflating a GiB costs seconds of CPU however fast the level; a bomb repeats one piece, and
-once deflate has reached a steady state on it (two repeats in a row packed to the same
-bytes, each ending a block on a byte boundary), every later repeat packs to those bytes again,
-so they are reused instead of deflated.  The gzip trailer's CRC and size still cover every
-byte, so the file inflates, and fails, exactly as one deflated whole would.
+Deflating a GiB costs seconds of CPU however fast the level, so a bomb's repeated piece is
+deflated only until its packed bytes can be reused.  Each part ends its deflate block on a
+byte boundary (a sync flush); bytes packed right after an identical part of at least deflate's
+window (32 KiB) inflate against a history of that part alone, so they inflate to the part
+again wherever they are repeated after it, and a different part packed next refers only to
+that same history.  The gzip trailer's CRC and size cover every byte, so the file inflates to
+its parts and fails as any gzip does; unlike one deflated whole, its blocks end every part.
 """
 
 from __future__ import annotations

@@ -24,8 +24,9 @@ GZIP_MAGIC = b"\x1f\x8b"
 READ_BUFFER_BYTES = 1024 * 1024
 # A stored tap inflates what it sees (the gzip seek-point finder), so it is handed the stored
 # bytes in reads this small: a megabyte of a gzip bomb inflates to a GiB, which in one read
-# would cost seconds of CPU ahead of the reader, past the run's budget, and outrun the points
-# the finder keeps for the reader's checkpoints.
+# would cost seconds of CPU ahead of the reader and past the run's budget.  (The finder can
+# still run a few reads ahead, up to about 130 MiB of a bomb's output: far enough that its
+# newest points lie past the reader's checkpoint, which then resumes from the start.)
 TAPPED_READ_BYTES = 64 * 1024
 # What a broken gzip stream raises while it is read: gzip.BadGzipFile is an OSError, a
 # truncated stream an EOFError, a corrupt deflate block a zlib.error.

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from shared.clock import Clock
 from shared.store.s3 import S3, make_client
 from shared.store.sites import SiteConfig
-from shared.store.sts import RoleCredentials, assume_role, make_sts_client
+from shared.store.sts import RoleCredentials, assume_role
 
 if TYPE_CHECKING:
     from mypy_boto3_sts import STSClient
@@ -37,14 +37,14 @@ def _role_s3(endpoint_url: str | None, creds: RoleCredentials) -> S3:
 
 
 class SiteAccess:
-    """``sts`` makes the STS client, on the first role assumed: a process whose sites all use
-    the fleet's own credentials never builds one."""
+    """``make_sts`` builds the STS client, on the first role assumed: a process whose sites all
+    use the fleet's own credentials never builds one."""
 
-    def __init__(self, fleet: S3, clock: Clock, endpoint_url: str | None = None,
-                 s3_factory: Callable[[str | None, RoleCredentials], S3] = _role_s3,
-                 sts: Callable[[], STSClient] = make_sts_client) -> None:
+    def __init__(self, fleet: S3, make_sts: Callable[[], STSClient], clock: Clock,
+                 endpoint_url: str | None = None,
+                 s3_factory: Callable[[str | None, RoleCredentials], S3] = _role_s3) -> None:
         self.fleet = fleet
-        self._make_sts = sts
+        self._make_sts = make_sts
         self._sts: STSClient | None = None
         self.clock = clock
         self.endpoint_url = endpoint_url

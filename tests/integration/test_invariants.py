@@ -862,7 +862,8 @@ def test_sigterm_mid_file_commits_and_exits_promptly_and_the_next_scan_finishes(
         env: Env, s3: S3, services: Services, site: SiteConfig, processes: Processes) -> None:
     # Given a worker (budget 60 s) importing a large gzipped file, first revision committed
     # (the file, converted by the pure Python engine, outlasts the second dramatiq may take
-    # to pass SIGTERM on: the compiled one imports it whole within that second)
+    # to pass SIGTERM on: the compiled one imports it whole within that second; its own
+    # checkpoint stops are tested in process, tests/shared/imports/test_bounded_runs.py)
     budget_s = 60
     sources = [Source("accounts-1.csv.gz", "a", 900_000, bad_every=50_000),
                Source("accounts-2.csv", "b", 30_000, bad_every=5_000)]
@@ -883,8 +884,8 @@ def test_sigterm_mid_file_commits_and_exits_promptly_and_the_next_scan_finishes(
     # And what it converted was committed: the scan reported an interrupted run (not its
     # budget) at the next record
     last = latest_meta(s3, bucket)
-    print(f"stopped after {took_s:.1f}s at {last}")
-    assert last is not None and last.source_key == "accounts-1.csv.gz" and not last.ends_file
+    assert last is not None and last.source_key == "accounts-1.csv.gz" and not last.ends_file, \
+        f"stopped after {took_s:.1f}s at {last}"
     status = services.statuses.read(SITE, "scan")
     assert status.outcome == "interrupted"
     assert status.details is not None

@@ -128,7 +128,7 @@ def split_by_test(rules: dict[str, Any], unit_tests: dict[str, Any]) -> list[dic
     promtool evaluates every rule of its rules files at every step of a test's hours of
     samples; the alerts read no other rule (no recording rules, no ``ALERTS``), so a test of
     one alert gives the same results with only that alert's rules, at a fraction of the cost.
-    Writes ``rules-N.yaml`` beside each; returns the test files' documents."""
+    Returns, for test N, its rules (to be written as ``rules-N.yaml``) and its test file."""
     for group in rules["groups"]:
         for rule in group["rules"]:
             assert "record" not in rule and "ALERTS" not in rule["expr"], \
