@@ -17,9 +17,9 @@ from shared.settings import Settings
 def preload() -> None:
     """Import what every worker and fork process imports, once, before dramatiq forks them:
     each then starts without importing all of it again (a worker of two processes starts with
-    about 0.17 s less CPU, measured).  Importing
-    builds nothing: no client, metric, connection or thread exists before the fork, and each
-    process still builds its own in ``workers.app``."""
+    about 0.17 s less CPU, measured).  Importing builds nothing: no client, metric, connection
+    or thread exists before the fork, and each process still builds its own in
+    ``workers.app``."""
     import workers.exposition
     import workers.runtime  # noqa: F401
 
