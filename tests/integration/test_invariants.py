@@ -154,13 +154,14 @@ class Revision:
 
 
 def read_revisions(s3: S3, bucket: str, site: str = SITE) -> list[Revision]:
+    """Every revision of ``site``, in order: one GET each (its metadata comes with it)."""
     store = EventStore(s3, bucket)
     out = []
     for info in store.objects(site):
-        head = s3.head(bucket, info.key)
-        assert head is not None, f"{info.key} listed but gone"
-        out.append(Revision(RevisionMeta.from_metadata(head.metadata),
-                            s3.read_bytes(bucket, info.key)))
+        found = s3.read_object(bucket, info.key)
+        assert found is not None, f"{info.key} listed but gone"
+        body, stored = found
+        out.append(Revision(RevisionMeta.from_metadata(stored.metadata), body))
     return out
 
 

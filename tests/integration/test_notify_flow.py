@@ -18,7 +18,14 @@ from shared.store.s3 import S3
 from shared.store.sites import SiteConfig
 from shared.store.sqs import Queue
 from tests.conftest import Env, free_port
-from tests.integration.test_invariants import Proc, Processes, metric, scrape, wait_until
+from tests.integration.test_invariants import (
+    Proc,
+    Processes,
+    metric,
+    read_revisions,
+    scrape,
+    wait_until,
+)
 from tests.notifications import add_site, fresh_queue, notify
 
 pytestmark = pytest.mark.slow
@@ -258,17 +265,11 @@ def test_a_burst_of_1000_files_is_imported_in_order_exactly_once_by_a_few_scans(
     wait_until(lambda: s3.head(import_bucket, keys[-1]) is None, 360, "the burst imported",
                alive=worker, interval_s=1)
     assert not list(s3.list(import_bucket, "events-"))
-    store = EventStore(s3, services.settings.store_bucket)
-    revisions = []
-    for info in store.objects(site.site_id):
-        found = s3.read_object(services.settings.store_bucket, info.key)
-        assert found is not None
-        revisions.append((RevisionMeta.from_metadata(found[1].metadata), found[0]))
-    metas = [meta for meta, _ in revisions]
+    revisions = read_revisions(s3, services.settings.store_bucket, site.site_id)
+    metas = [r.meta for r in revisions]
     assert [m.source_key for m in metas if m.ends_file] == keys
     assert [m.number for m in metas] == list(range(1, len(metas) + 1))
-    rows = [orjson.loads(line)["_p"] for _, body in revisions for line in body.splitlines()
-            if line]
+    rows = [orjson.loads(line)["_p"] for r in revisions for line in r.body.splitlines() if line]
     assert len(rows) == len(set(rows)) == 3000
     # And by at most 20 scans (the listener's and the scans' own follow-ups)
     samples = scrape(worker)
